@@ -1,0 +1,209 @@
+// The FieldSync client SDK: a local SQLite replica that works offline and
+// syncs with a FieldSync server over WebSocket.
+//
+// Contract, in the spirit of LevelDB's and LiteCore's APIs:
+//  - Every call that can fail returns a Status; no exception leaves the SDK.
+//  - A Replica is thread-safe: calls are serialized by an internal mutex.
+//  - Every write (Put, Delete, Increment, Apply(WriteBatch)) is one SQLite
+//    transaction, fsync'ed before the call returns: a committed write
+//    survives an app kill or power loss, and sits in the outbox until the
+//    server acknowledges it.
+//  - Observers are called after a change commits, outside the lock, on the
+//    thread that made it: the caller's thread for local writes, the sync
+//    thread for received changes. An observer may call back into the Replica.
+//  - The shapes here map one to one onto the C API (fieldsync.h, later):
+//    handles, JSON text values, callbacks with a context pointer.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/replica_store.h"
+#include "sync/schema.h"
+#include "sync/status.h"
+
+namespace fieldsync {
+
+// One operation of a WriteBatch.
+struct WriteOp {
+  enum Kind { kPut, kDelete, kIncrement, kAddMember, kRemoveMember } kind = kPut;
+  std::string table, id;
+  json fields;           // kPut: {column: value}
+  std::string column;    // kIncrement / member ops
+  double delta = 0;      // kIncrement
+  std::string member;    // member ops
+};
+
+// Several writes applied atomically (all or nothing) by Replica::Apply.
+class WriteBatch {
+ public:
+  void Put(std::string table, std::string id, json fields);
+  void Delete(std::string table, std::string id);
+  void Increment(std::string table, std::string id, std::string column, double delta);
+  void AddMember(std::string table, std::string id, std::string column, std::string member);
+  void RemoveMember(std::string table, std::string id, std::string column, std::string member);
+  const std::vector<WriteOp>& ops() const { return ops_; }
+  void Clear() { ops_.clear(); }
+
+ private:
+  std::vector<WriteOp> ops_;
+};
+
+struct ChangeEvent {
+  std::string table;
+  std::string id;
+  bool deleted = false;
+  bool remote = false;  // arrived through sync
+};
+using Observer = std::function<void(const std::vector<ChangeEvent>&)>;
+
+struct SyncOptions {
+  std::string url;            // ws://host:port/
+  int connect_timeout_ms = 5000;
+  int request_timeout_ms = 30000;
+  size_t push_batch = 1000;   // changes per push message (capped by the server)
+  std::string client_name = "fieldsync-sdk/0.1";
+  bool msgpack = true;        // offer MessagePack (JSON is always accepted)
+};
+
+struct SyncReport {
+  int64_t pushed = 0;     // changes acknowledged as applied or duplicate
+  int64_t rejected = 0;   // changes the server refused (see Rejections())
+  int64_t restamped = 0;  // changes re-stamped after a clock_skew refusal
+  int64_t pulled = 0;     // remote changes received
+  int64_t bytes_sent = 0;
+  int64_t bytes_received = 0;
+  int64_t cursor = 0;     // pull cursor after the sync
+};
+
+// What the app shows in its sync indicator. `reason` says why the state is
+// what it is (never "busy" without a cause).
+struct SyncStatus {
+  enum class State { kIdle, kConnecting, kSyncing, kLive, kBackoff, kStopped };
+  State state = State::kIdle;
+  std::string reason;
+  int64_t pending = 0;        // outbox depth
+  int64_t cursor = 0;         // last server position applied
+  uint64_t last_sync_ms = 0;  // wall time of the last successful sync, 0 = never
+  std::string last_error;     // empty when the last attempt succeeded
+  int attempts = 0;           // consecutive failures (background mode)
+};
+const char* SyncStateName(SyncStatus::State s);
+
+struct Conflict {
+  int64_t id = 0;
+  std::string table, row, column;
+  std::string kind;        // lww, state, deleted
+  json lost_value;         // what lost
+  std::string lost_node;   // who wrote it (node hex)
+  uint64_t lost_time_ms = 0;
+  json won_value;
+  std::string won_node;
+  uint64_t won_time_ms = 0;
+  bool resolved = false;
+};
+
+class Replica {
+ public:
+  ~Replica();
+  Replica(const Replica&) = delete;
+  Replica& operator=(const Replica&) = delete;
+
+  // Opens or creates the replica file at `path` for `schema`. A new file gets
+  // a fresh random node id. Refuses a file created for another schema only if
+  // a column changed type (additive changes are migrated).
+  static Status Open(const std::string& path, const Schema& schema, std::unique_ptr<Replica>* out);
+
+  NodeId node() const { return node_; }
+  const Schema& schema() const { return store_.schema(); }
+
+  // A random UUIDv4 for new records, made offline.
+  static std::string NewId();
+
+  // ---- writes --------------------------------------------------------------
+  // Sets the given fields of one row (creating it), leaving others alone.
+  // Set columns take the full member list; counters take the new total.
+  // Refuses, changing nothing: an unknown table or column (kNotFound), a
+  // value that does not fit the schema (kSchemaViolation), a reference table
+  // (kPermissionDenied: written centrally), a deleted row (kDeleted).
+  Status Put(const std::string& table, const std::string& id, const json& fields);
+  Status Delete(const std::string& table, const std::string& id);
+  Status Increment(const std::string& table, const std::string& id, const std::string& column, double delta);
+  Status Apply(const WriteBatch& batch);
+
+  // ---- reads ---------------------------------------------------------------
+  Status Get(const std::string& table, const std::string& id, json* row);
+  Status Query(const std::string& table, const store::QueryOptions& q, std::vector<json>* rows);
+  Status Dump(const std::function<void(const json&)>& emit);
+
+  // ---- conflicts and refusals -----------------------------------------------
+  Status Conflicts(bool include_resolved, std::vector<Conflict>* out);
+  // Writes the losing value back as a new local edit and marks the record
+  // resolved. A "deleted" conflict cannot revive its row (deletes are
+  // final, docs/merge.md): the row's lost values are written into a new row
+  // whose id is returned in *new_id. A "state" conflict whose value lies
+  // behind the current state is refused (kInvalidArgument): states only move
+  // forward.
+  Status RestoreConflict(int64_t id, std::string* new_id = nullptr);
+  Status DismissConflict(int64_t id);
+  Status Rejections(std::vector<store::Rejection>* out);
+
+  // ---- observers -------------------------------------------------------------
+  uint64_t AddObserver(Observer fn);
+  void RemoveObserver(uint64_t token);
+
+  // ---- sync ------------------------------------------------------------------
+  // One exchange: push the outbox in batches (each acknowledged after the
+  // server's commit), then pull every change since the cursor. Refused
+  // changes are moved to Rejections() and never block the rest.
+  Status Sync(const SyncOptions& opts, SyncReport* report = nullptr);
+
+  // Background mode: a thread keeps a connection, pushes local writes as
+  // they happen, receives live changes, and reconnects with exponential
+  // backoff (0.5 s doubling to 30 s, with jitter) after a failure.
+  Status StartBackgroundSync(const SyncOptions& opts);
+  void StopBackgroundSync();
+  // App hints: the OS says the network is back (retry now, skip the backoff)
+  // or gone (stop trying until it returns).
+  void SetNetworkAvailable(bool up);
+
+  SyncStatus GetSyncStatus();
+
+ private:
+  Replica() = default;
+  class Session;
+  friend class Session;
+
+  Status ApplyLocked(const WriteBatch& batch, std::vector<ChangeEvent>* events);
+  Status ApplyRemote(const std::vector<Change>& changes, int64_t cursor, std::vector<ChangeEvent>* events);
+  void Notify(const std::vector<ChangeEvent>& events);
+  void SetState(SyncStatus::State s, const std::string& reason);
+  void BackgroundLoop(SyncOptions opts);
+
+  mutable std::mutex mu_;  // guards store_, clock_, status_
+  store::Store store_;
+  std::unique_ptr<HybridClock> clock_;
+  NodeId node_ = 0;
+  SyncStatus status_;
+
+  std::mutex obs_mu_;
+  std::vector<std::pair<uint64_t, Observer>> observers_;
+  uint64_t next_observer_ = 1;
+
+  std::mutex sync_mu_;  // one sync at a time
+  std::thread bg_;
+  std::atomic<bool> bg_running_{false};
+  std::atomic<bool> network_up_{true};
+  std::atomic<uint64_t> local_writes_{0};
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+};
+
+}  // namespace fieldsync

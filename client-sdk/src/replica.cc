@@ -1,0 +1,768 @@
+#include "fieldsync/replica.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "sync/protocol.h"
+#include "sync_client.h"
+
+namespace fieldsync {
+
+namespace {
+
+uint64_t RandomU64() {
+  static thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                          static_cast<uint64_t>(SystemMillis()) << 20};
+  return rng();
+}
+
+Conflict ToConflict(const store::StoredConflict& s) {
+  Conflict c;
+  c.id = s.id;
+  c.table = s.record.table;
+  c.row = s.record.row;
+  c.column = s.record.column;
+  c.kind = s.record.kind;
+  c.lost_value = s.record.loser_value;
+  c.lost_node = ToHex(s.record.loser.node);
+  c.lost_time_ms = HlcPhysical(s.record.loser.hlc);
+  c.won_value = s.record.winner_value;
+  c.won_node = ToHex(s.record.winner.node);
+  c.won_time_ms = HlcPhysical(s.record.winner.hlc);
+  c.resolved = s.resolved;
+  return c;
+}
+
+constexpr const char* kMetaNode = "node";
+constexpr const char* kMetaHlc = "hlc";
+constexpr const char* kMetaCursor = "cursor";
+constexpr const char* kMetaLastSync = "last_sync_ms";
+
+}  // namespace
+
+const char* SyncStateName(SyncStatus::State s) {
+  switch (s) {
+    case SyncStatus::State::kIdle: return "idle";
+    case SyncStatus::State::kConnecting: return "connecting";
+    case SyncStatus::State::kSyncing: return "syncing";
+    case SyncStatus::State::kLive: return "live";
+    case SyncStatus::State::kBackoff: return "backoff";
+    case SyncStatus::State::kStopped: return "stopped";
+  }
+  return "?";
+}
+
+// ---- WriteBatch -------------------------------------------------------------
+
+void WriteBatch::Put(std::string table, std::string id, json fields) {
+  WriteOp op;
+  op.kind = WriteOp::kPut;
+  op.table = std::move(table);
+  op.id = std::move(id);
+  op.fields = std::move(fields);
+  ops_.push_back(std::move(op));
+}
+
+void WriteBatch::Delete(std::string table, std::string id) {
+  WriteOp op;
+  op.kind = WriteOp::kDelete;
+  op.table = std::move(table);
+  op.id = std::move(id);
+  ops_.push_back(std::move(op));
+}
+
+void WriteBatch::Increment(std::string table, std::string id, std::string column, double delta) {
+  WriteOp op;
+  op.kind = WriteOp::kIncrement;
+  op.table = std::move(table);
+  op.id = std::move(id);
+  op.column = std::move(column);
+  op.delta = delta;
+  ops_.push_back(std::move(op));
+}
+
+void WriteBatch::AddMember(std::string table, std::string id, std::string column, std::string member) {
+  WriteOp op;
+  op.kind = WriteOp::kAddMember;
+  op.table = std::move(table);
+  op.id = std::move(id);
+  op.column = std::move(column);
+  op.member = std::move(member);
+  ops_.push_back(std::move(op));
+}
+
+void WriteBatch::RemoveMember(std::string table, std::string id, std::string column, std::string member) {
+  AddMember(std::move(table), std::move(id), std::move(column), std::move(member));
+  ops_.back().kind = WriteOp::kRemoveMember;
+}
+
+// ---- open and close -----------------------------------------------------------
+
+Replica::~Replica() {
+  StopBackgroundSync();
+  std::lock_guard<std::mutex> lock(mu_);
+  store_.Close();
+}
+
+std::string Replica::NewId() {
+  uint64_t a = RandomU64(), b = RandomU64();
+  a = (a & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
+  b = (b & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // variant 10
+  std::string h = ToHex(a) + ToHex(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" +
+         h.substr(20, 12);
+}
+
+Status Replica::Open(const std::string& path, const Schema& schema, std::unique_ptr<Replica>* out) {
+  std::unique_ptr<Replica> r(new Replica());
+  Status st = r->store_.Open(path, schema);
+  if (!st.ok()) return st;
+  std::string hex;
+  bool found = false;
+  if (!(st = r->store_.GetMeta(kMetaNode, &hex, &found)).ok()) return st;
+  if (!found || !ParseHex(hex, &r->node_) || r->node_ == 0) {
+    do r->node_ = RandomU64(); while (r->node_ == 0);
+    if (!(st = r->store_.SetMeta(kMetaNode, ToHex(r->node_))).ok()) return st;
+  }
+  r->clock_ = std::make_unique<HybridClock>(r->node_);
+  int64_t last = 0;
+  if (!(st = r->store_.GetMetaInt(kMetaHlc, 0, &last)).ok()) return st;
+  r->clock_->Restore(static_cast<Hlc>(last));
+  int64_t cursor = 0, last_sync = 0, pending = 0;
+  if (!(st = r->store_.GetMetaInt(kMetaCursor, 0, &cursor)).ok()) return st;
+  if (!(st = r->store_.GetMetaInt(kMetaLastSync, 0, &last_sync)).ok()) return st;
+  if (!(st = r->store_.OutboxCount(&pending)).ok()) return st;
+  r->status_.cursor = cursor;
+  r->status_.last_sync_ms = static_cast<uint64_t>(last_sync);
+  r->status_.pending = pending;
+  r->status_.reason = "not synced since open";
+  *out = std::move(r);
+  return Status::OK();
+}
+
+// ---- writes ---------------------------------------------------------------------
+
+Status Replica::Put(const std::string& table, const std::string& id, const json& fields) {
+  WriteBatch b;
+  b.Put(table, id, fields);
+  return Apply(b);
+}
+
+Status Replica::Delete(const std::string& table, const std::string& id) {
+  WriteBatch b;
+  b.Delete(table, id);
+  return Apply(b);
+}
+
+Status Replica::Increment(const std::string& table, const std::string& id, const std::string& column,
+                          double delta) {
+  WriteBatch b;
+  b.Increment(table, id, column, delta);
+  return Apply(b);
+}
+
+Status Replica::Apply(const WriteBatch& batch) {
+  std::vector<ChangeEvent> events;
+  Status st;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    st = ApplyLocked(batch, &events);
+  }
+  if (st.ok()) {
+    local_writes_.fetch_add(1);
+    bg_cv_.notify_all();
+    Notify(events);
+  }
+  return st;
+}
+
+Status Replica::ApplyLocked(const WriteBatch& batch, std::vector<ChangeEvent>* events) {
+  store::Transaction tx(&store_.db());
+  if (!tx.status().ok()) return tx.status();
+  // On any failure the transaction rolls back and nothing of the batch
+  // stays; the clock may have ticked, which is harmless (stamps need only be
+  // unique and increasing, not dense).
+  auto fail = [](Status st) { return st; };
+  std::vector<Change> changes;
+  for (const WriteOp& op : batch.ops()) {
+    const TableDef* t = store_.schema().Find(op.table);
+    if (!t) return fail(Status::NotFound("unknown table '" + op.table + "'"));
+    if (t->reference)
+      return fail(Status(Code::kPermissionDenied,
+                         "table '" + op.table + "' is reference data, written centrally only"));
+    if (!ValidRowId(op.id)) return fail(Status::InvalidArgument("bad row id '" + op.id + "' (1-64 chars of [A-Za-z0-9_-])"));
+    bool deleted = false;
+    Status st = store_.IsDeleted(op.table, op.id, &deleted);
+    if (!st.ok()) return fail(st);
+    if (deleted) return fail(Status(Code::kDeleted, op.table + "/" + op.id + " was deleted"));
+    size_t first = changes.size();
+    switch (op.kind) {
+      case WriteOp::kPut: {
+        if (!op.fields.is_object()) return fail(Status::InvalidArgument("put fields must be a JSON object"));
+        for (const auto& [k, v] : op.fields.items()) {
+          if (k == "id" || k == "table") continue;  // the row's identity, not a field
+          const ColumnDef* col = t->Find(k);
+          if (!col) return fail(Status::NotFound("unknown column '" + op.table + "." + k + "'"));
+          FieldState cur;
+          if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return fail(st);
+          if (!(st = MakeLocalChanges(*t, *col, cur, op.id, v, clock_.get(), &changes)).ok()) return fail(st);
+        }
+        break;
+      }
+      case WriteOp::kDelete: {
+        Change c;
+        c.table = op.table;
+        c.row = op.id;
+        c.op = Op::kDelete;
+        if (!(st = store_.RowContext(*t, op.id, &c.ctx)).ok()) return fail(st);
+        c.stamp = {clock_->Now(), node_};
+        changes.push_back(std::move(c));
+        break;
+      }
+      case WriteOp::kIncrement: {
+        const ColumnDef* col = t->Find(op.column);
+        if (!col) return fail(Status::NotFound("unknown column '" + op.table + "." + op.column + "'"));
+        if (col->merge != MergePolicy::kCounter)
+          return fail(Status::Schema(op.table + "." + op.column + ": not a counter"));
+        if (!std::isfinite(op.delta)) return fail(Status::InvalidArgument("increment must be finite"));
+        if (col->type == ColumnType::kInteger && op.delta != std::floor(op.delta))
+          return fail(Status::Schema(op.table + "." + op.column + ": integer counter takes whole increments"));
+        if (op.delta == 0) break;
+        FieldState cur;
+        if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return fail(st);
+        changes.push_back(MakeIncrement(*t, *col, cur, op.id, op.delta, clock_.get()));
+        break;
+      }
+      case WriteOp::kAddMember:
+      case WriteOp::kRemoveMember: {
+        const ColumnDef* col = t->Find(op.column);
+        if (!col) return fail(Status::NotFound("unknown column '" + op.table + "." + op.column + "'"));
+        if (col->merge != MergePolicy::kOrSet) return fail(Status::Schema(op.table + "." + op.column + ": not a set"));
+        if (!(st = Schema::CheckMember(*t, *col, op.member)).ok()) return fail(st);
+        FieldState cur;
+        if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return fail(st);
+        changes.push_back(MakeSetMember(*t, *col, cur, op.id, op.member, op.kind == WriteOp::kAddMember, clock_.get()));
+        break;
+      }
+    }
+    // Apply this op's changes now, so the next op of the batch sees them.
+    for (size_t i = first; i < changes.size(); ++i) {
+      const Change& c = changes[i];
+      if (!(st = ValidateChange(store_.schema(), c)).ok()) return fail(st);
+      store::ApplyOutcome outcome;
+      if (!(st = store_.ApplyChange(c, &outcome)).ok()) return fail(st);
+      if (!(st = store_.OutboxAppend(c)).ok()) return fail(st);
+    }
+    if (changes.size() > first) events->push_back({op.table, op.id, op.kind == WriteOp::kDelete, false});
+  }
+  Status st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()));
+  if (!st.ok()) return fail(st);
+  if (!(st = tx.Commit()).ok()) return fail(st);
+  status_.pending += static_cast<int64_t>(changes.size());
+  return Status::OK();
+}
+
+// ---- reads ----------------------------------------------------------------------
+
+Status Replica::Get(const std::string& table, const std::string& id, json* row) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_.GetRow(table, id, row);
+}
+
+Status Replica::Query(const std::string& table, const store::QueryOptions& q, std::vector<json>* rows) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_.Query(table, q, rows);
+}
+
+Status Replica::Dump(const std::function<void(const json&)>& emit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_.Dump(emit);
+}
+
+// ---- conflicts ----------------------------------------------------------------------
+
+Status Replica::Conflicts(bool include_resolved, std::vector<Conflict>* out) {
+  std::vector<store::StoredConflict> stored;
+  Status st;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    st = store_.ListConflicts(include_resolved, &stored);
+  }
+  if (!st.ok()) return st;
+  out->clear();
+  for (const auto& s : stored) out->push_back(ToConflict(s));
+  return Status::OK();
+}
+
+Status Replica::RestoreConflict(int64_t id, std::string* new_id) {
+  store::StoredConflict c;
+  std::vector<store::StoredConflict> siblings;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Status st = store_.GetConflict(id, &c);
+    if (!st.ok()) return st;
+    if (c.resolved) return Status::InvalidArgument("conflict " + std::to_string(id) + " is already resolved");
+    if (c.record.kind == "deleted" && !(st = store_.ListConflicts(false, &siblings)).ok()) return st;
+  }
+  WriteBatch b;
+  std::vector<int64_t> resolve{id};
+  if (c.record.kind == "deleted") {
+    // Gather every lost field of the deleted row into one new row.
+    json fields = json::object();
+    std::map<std::string, Stamp> newest;  // several lost writes to one field: keep the newest
+    for (const auto& s : siblings) {
+      if (s.record.kind != "deleted" || s.record.table != c.record.table || s.record.row != c.record.row) continue;
+      auto it = newest.find(s.record.column);
+      if (it == newest.end() || it->second < s.record.loser) {
+        newest[s.record.column] = s.record.loser;
+        fields[s.record.column] = s.record.loser_value;
+      }
+      if (s.id != id) resolve.push_back(s.id);
+    }
+    std::string fresh = NewId();
+    b.Put(c.record.table, fresh, fields);
+    if (new_id) *new_id = fresh;
+  } else {
+    b.Put(c.record.table, c.record.row, json{{c.record.column, c.record.loser_value}});
+  }
+  Status st = Apply(b);
+  if (!st.ok()) return st;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (int64_t r : resolve)
+    if (!(st = store_.MarkConflictResolved(r)).ok()) return st;
+  return Status::OK();
+}
+
+Status Replica::DismissConflict(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  store::StoredConflict c;
+  Status st = store_.GetConflict(id, &c);
+  if (!st.ok()) return st;
+  return store_.MarkConflictResolved(id);
+}
+
+Status Replica::Rejections(std::vector<store::Rejection>* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_.ListRejections(out);
+}
+
+// ---- observers ----------------------------------------------------------------------
+
+uint64_t Replica::AddObserver(Observer fn) {
+  std::lock_guard<std::mutex> lock(obs_mu_);
+  uint64_t token = next_observer_++;
+  observers_.emplace_back(token, std::move(fn));
+  return token;
+}
+
+void Replica::RemoveObserver(uint64_t token) {
+  std::lock_guard<std::mutex> lock(obs_mu_);
+  std::erase_if(observers_, [token](const auto& p) { return p.first == token; });
+}
+
+void Replica::Notify(const std::vector<ChangeEvent>& events) {
+  if (events.empty()) return;
+  std::vector<Observer> fns;
+  {
+    std::lock_guard<std::mutex> lock(obs_mu_);
+    for (const auto& [t, fn] : observers_) fns.push_back(fn);
+  }
+  for (const auto& fn : fns) fn(events);
+}
+
+// ---- applying what the server sent --------------------------------------------------
+
+Status Replica::ApplyRemote(const std::vector<Change>& changes, int64_t cursor, std::vector<ChangeEvent>* events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t have = 0;
+  Status st = store_.GetMetaInt(kMetaCursor, 0, &have);
+  if (!st.ok()) return st;
+  if (cursor <= have && changes.empty()) return Status::OK();
+  // One transaction for the batch and its cursor: a crash applies all or none.
+  store::Transaction tx(&store_.db());
+  if (!tx.status().ok()) return tx.status();
+  std::map<std::pair<std::string, std::string>, bool> touched;
+  for (const Change& c : changes) {
+    // The server validated these against the same schema; a replica built
+    // from an older schema may not know a new table or column yet: skip those
+    // rather than stall the whole feed (additive schema changes, protocol.md).
+    if (!ValidateChange(store_.schema(), c).ok()) continue;
+    store::ApplyOutcome outcome;
+    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+    clock_->Observe(c.stamp.hlc);  // a refused (too far ahead) stamp leaves the clock alone
+    if (outcome.changed) touched[{c.table, c.row}] |= c.op == Op::kDelete;
+  }
+  if (!(st = store_.SetMetaInt(kMetaCursor, std::max(have, cursor))).ok()) return st;
+  if (!(st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()))).ok()) return st;
+  if (!(st = tx.Commit()).ok()) return st;
+  status_.cursor = std::max(have, cursor);
+  for (const auto& [key, deleted] : touched) events->push_back({key.first, key.second, deleted, true});
+  return Status::OK();
+}
+
+// ---- sync status ----------------------------------------------------------------------
+
+void Replica::SetState(SyncStatus::State s, const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  status_.state = s;
+  status_.reason = reason;
+}
+
+SyncStatus Replica::GetSyncStatus() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t n = 0;
+  if (store_.OutboxCount(&n).ok()) status_.pending = n;
+  return status_;
+}
+
+// ---- the sync session: one connection's conversation with the server --------------
+
+// Drives the protocol of docs/protocol.md over one Connection. Used by
+// Sync() for one exchange and by the background thread for a live one.
+class Replica::Session {
+ public:
+  Session(Replica* r, const SyncOptions& opts) : r_(r), opts_(opts) {}
+
+  Status Connect() {
+    Status st = conn_.Connect(opts_.url, opts_.connect_timeout_ms);
+    if (!st.ok()) return st;
+    json hello = {{"type", msg::kHello},
+                  {"protocol", json::array({kProtocolVersion})},
+                  {"node", ToHex(r_->node_)},
+                  {"client", opts_.client_name},
+                  {"schema", r_->schema().fingerprint()},
+                  {"encodings", opts_.msgpack ? json::array({"msgpack", "json"}) : json::array({"json"})}};
+    if (!(st = Send(hello)).ok()) return st;
+    json welcome;
+    if (!(st = Await(msg::kWelcome, nullptr, &welcome)).ok()) return st;
+    if (welcome.value("protocol", 0) != kProtocolVersion)
+      return Status(Code::kUnsupported, "server answered with another protocol version");
+    Encoding enc;
+    if (ParseEncoding(welcome.value("encoding", "json"), &enc)) enc_ = enc;
+    if (welcome.contains("limits") && welcome["limits"].is_object()) {
+      const json& l = welcome["limits"];
+      server_max_push_ = l.value("max_changes_per_push", server_max_push_);
+    }
+    // A device whose wall clock is off by more than the skew bound would see
+    // its changes refused: steer the clock by the server's time instead.
+    if (welcome.contains("server_time") && welcome["server_time"].is_number_unsigned()) {
+      int64_t server = static_cast<int64_t>(welcome["server_time"].get<uint64_t>());
+      int64_t local = static_cast<int64_t>(SystemMillis());
+      std::lock_guard<std::mutex> lock(r_->mu_);
+      int64_t bound = static_cast<int64_t>(r_->clock_->max_drift_ms());
+      if (std::llabs(server - local) > bound / 2) r_->clock_->SetOffset(server - local);
+    }
+    return Status::OK();
+  }
+
+  // Pushes the whole outbox, batch by batch; each batch leaves the outbox
+  // only once acknowledged (after the server's commit).
+  Status PushAll() {
+    for (;;) {
+      std::vector<Change> changes;
+      std::vector<int64_t> seqs;
+      size_t limit = std::max<size_t>(1, std::min(opts_.push_batch, server_max_push_));
+      Status st;
+      {
+        std::lock_guard<std::mutex> lock(r_->mu_);
+        st = r_->store_.OutboxPeek(limit, &changes, &seqs);
+      }
+      if (!st.ok()) return st;
+      if (changes.empty()) return Status::OK();
+      int64_t batch = ++batch_id_;
+      json arr = json::array();
+      for (const auto& c : changes) arr.push_back(ChangeToJson(c));
+      if (!(st = Send({{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}})).ok()) return st;
+      json ack;
+      if (!(st = Await(msg::kAck, batch, &ack)).ok()) return st;
+      if (!(st = Acknowledge(changes, seqs, ack)).ok()) return st;
+    }
+  }
+
+  // Pulls until the server says there is no more.
+  Status PullAll() {
+    for (;;) {
+      int64_t cursor = 0;
+      {
+        std::lock_guard<std::mutex> lock(r_->mu_);
+        cursor = r_->status_.cursor;
+      }
+      int64_t id = ++request_id_;
+      Status st = Send({{"type", msg::kPull}, {"id", id}, {"cursor", cursor}});
+      if (!st.ok()) return st;
+      json reply;
+      if (!(st = Await(msg::kChanges, id, &reply)).ok()) return st;
+      if (!(st = ApplyChanges(reply)).ok()) return st;
+      if (!reply.value("more", false)) return Status::OK();
+    }
+  }
+
+  Status Subscribe() {
+    int64_t cursor = 0;
+    {
+      std::lock_guard<std::mutex> lock(r_->mu_);
+      cursor = r_->status_.cursor;
+    }
+    return Send({{"type", msg::kSubscribe}, {"cursor", cursor}});
+  }
+
+  // Waits up to timeout_ms for live traffic and applies it.
+  Status Poll(int timeout_ms) {
+    json m;
+    bool got = false;
+    size_t bytes = 0;
+    Status st = conn_.Receive(limits_, &m, timeout_ms, &got, &bytes);
+    report_.bytes_received += static_cast<int64_t>(bytes);
+    if (!st.ok() || !got) return st;
+    return Dispatch(m, nullptr, nullptr, nullptr);
+  }
+
+  void Close() { conn_.Close(); }
+  SyncReport& report() { return report_; }
+
+ private:
+  Status Send(const json& m) {
+    size_t bytes = 0;
+    Status st = conn_.Send(m, enc_, opts_.request_timeout_ms, &bytes);
+    report_.bytes_sent += static_cast<int64_t>(bytes);
+    return st;
+  }
+
+  // Reads until the reply of `type` (with `id` in batch/id, when given)
+  // arrives, applying any live changes that come first.
+  Status Await(const char* type, const json& id, json* reply) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms);
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        conn_.Close();
+        return Status::IoError(std::string("no '") + type + "' from the server within " +
+                               std::to_string(opts_.request_timeout_ms) + " ms");
+      }
+      json m;
+      bool got = false;
+      size_t bytes = 0;
+      Status st = conn_.Receive(limits_, &m, static_cast<int>(left.count()), &got, &bytes);
+      report_.bytes_received += static_cast<int64_t>(bytes);
+      if (!st.ok()) return st;
+      if (!got) continue;
+      bool matched = false;
+      if (!(st = Dispatch(m, type, &id, &matched)).ok()) return st;
+      if (matched) {
+        *reply = std::move(m);
+        return Status::OK();
+      }
+    }
+  }
+
+  Status Dispatch(const json& m, const char* want, const json* id, bool* matched) {
+    const std::string& type = m["type"].get_ref<const std::string&>();
+    if (type == msg::kError) {
+      // Requests are answered in order, so an error ends the current wait.
+      return Status(CodeFromName(m.value("code", "protocol_error")), "server: " + m.value("message", std::string()));
+    }
+    if (type == msg::kChanges && m.value("live", false)) return ApplyChanges(m);
+    if (want && type == want) {
+      json key = type == std::string(msg::kAck) ? m.value("batch", json()) : m.value("id", json());
+      if (type == std::string(msg::kWelcome) || (id && key == *id)) {
+        *matched = true;
+        return Status::OK();
+      }
+    }
+    return Status::Protocol("unexpected '" + type + "' from the server");
+  }
+
+  Status ApplyChanges(const json& m) {
+    if (!m.contains("changes") || !m["changes"].is_array() || !m.contains("cursor") ||
+        !m["cursor"].is_number_integer())
+      return Status::Protocol("changes message without 'changes' array and integer 'cursor'");
+    std::vector<Change> changes;
+    changes.reserve(m["changes"].size());
+    for (const auto& j : m["changes"]) {
+      Change c;
+      Status st = ChangeFromJson(j, &c);
+      if (!st.ok()) return Status::Protocol("server sent a bad change: " + st.message());
+      changes.push_back(std::move(c));
+    }
+    std::vector<ChangeEvent> events;
+    Status st = r_->ApplyRemote(changes, m["cursor"].get<int64_t>(), &events);
+    if (!st.ok()) return st;
+    report_.pulled += static_cast<int64_t>(changes.size());
+    report_.cursor = m["cursor"].get<int64_t>();
+    r_->Notify(events);
+    return Status::OK();
+  }
+
+  // Removes an acknowledged batch from the outbox. Refused changes go to the
+  // rejection list (the app shows them); a change refused only because the
+  // device clock ran ahead is re-stamped and queued again.
+  Status Acknowledge(const std::vector<Change>& changes, const std::vector<int64_t>& seqs, const json& ack) {
+    std::map<size_t, std::pair<std::string, std::string>> refused;
+    if (ack.contains("rejected") && ack["rejected"].is_array()) {
+      for (const auto& r : ack["rejected"]) {
+        if (!r.is_object() || !r.contains("i") || !r["i"].is_number_unsigned()) continue;
+        size_t i = r["i"].get<size_t>();
+        if (i < changes.size()) refused[i] = {r.value("code", "unknown"), r.value("message", std::string())};
+      }
+    }
+    std::lock_guard<std::mutex> lock(r_->mu_);
+    store::Transaction tx(&r_->store_.db());
+    if (!tx.status().ok()) return tx.status();
+    Status st;
+    int64_t restamped = 0;
+    for (const auto& [i, why] : refused) {
+      if (why.first == CodeName(Code::kClockSkew)) {
+        Change c = changes[i];
+        c.stamp = {r_->clock_->Now(), r_->node_};
+        store::ApplyOutcome outcome;
+        if (!(st = r_->store_.ApplyChange(c, &outcome)).ok()) return st;
+        if (!(st = r_->store_.OutboxAppend(c)).ok()) return st;
+        ++restamped;
+      } else if (!(st = r_->store_.AddRejection(changes[i], why.first, why.second)).ok()) {
+        return st;
+      }
+    }
+    if (!(st = r_->store_.OutboxRemoveThrough(seqs.back())).ok()) return st;
+    if (!(st = r_->store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(r_->clock_->last()))).ok()) return st;
+    if (!(st = tx.Commit()).ok()) return st;
+    report_.pushed += static_cast<int64_t>(changes.size() - refused.size());
+    report_.rejected += static_cast<int64_t>(refused.size()) - restamped;
+    report_.restamped += restamped;
+    return Status::OK();
+  }
+
+  Replica* r_;
+  SyncOptions opts_;
+  client::Connection conn_;
+  Limits limits_{64u << 20, 256u << 20, 1u << 20, 1u << 20, 64};
+  Encoding enc_ = Encoding::kJson;
+  size_t server_max_push_ = 5000;
+  int64_t batch_id_ = 0;
+  int64_t request_id_ = 0;
+  SyncReport report_;
+};
+
+Status Replica::Sync(const SyncOptions& opts, SyncReport* report) {
+  std::unique_lock<std::mutex> one(sync_mu_, std::try_to_lock);
+  if (!one.owns_lock()) return Status(Code::kBusy, "a sync is already running on this replica");
+  SetState(SyncStatus::State::kConnecting, "connecting to " + opts.url);
+  Session s(this, opts);
+  Status st = s.Connect();
+  if (st.ok()) {
+    SetState(SyncStatus::State::kSyncing, "pushing local changes");
+    st = s.PushAll();
+  }
+  if (st.ok()) {
+    SetState(SyncStatus::State::kSyncing, "pulling remote changes");
+    st = s.PullAll();
+  }
+  s.Close();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (st.ok()) {
+      status_.last_sync_ms = SystemMillis();
+      status_.last_error.clear();
+      store_.SetMetaInt(kMetaLastSync, static_cast<int64_t>(status_.last_sync_ms));
+      status_.state = SyncStatus::State::kIdle;
+      status_.reason = "synced";
+    } else {
+      status_.last_error = st.ToString();
+      status_.state = SyncStatus::State::kIdle;
+      status_.reason = "last sync failed";
+    }
+  }
+  if (report) *report = s.report();
+  return st;
+}
+
+// ---- background sync ----------------------------------------------------------------
+
+Status Replica::StartBackgroundSync(const SyncOptions& opts) {
+  client::Url u;
+  Status st = client::ParseUrl(opts.url, &u);
+  if (!st.ok()) return st;
+  if (bg_running_.exchange(true)) return Status(Code::kBusy, "background sync is already running");
+  bg_ = std::thread([this, opts] { BackgroundLoop(opts); });
+  return Status::OK();
+}
+
+void Replica::StopBackgroundSync() {
+  if (!bg_running_.exchange(false)) return;
+  bg_cv_.notify_all();
+  if (bg_.joinable()) bg_.join();
+  SetState(SyncStatus::State::kStopped, "background sync stopped by the app");
+}
+
+void Replica::SetNetworkAvailable(bool up) {
+  network_up_ = up;
+  bg_cv_.notify_all();
+}
+
+void Replica::BackgroundLoop(SyncOptions opts) {
+  std::mt19937_64 rng(node_ ^ SystemMillis());
+  int failures = 0;
+  while (bg_running_) {
+    if (!network_up_) {
+      SetState(SyncStatus::State::kBackoff, "waiting: the app reported the network down");
+      std::unique_lock<std::mutex> lk(bg_mu_);
+      bg_cv_.wait(lk, [&] { return !bg_running_ || network_up_; });
+      continue;
+    }
+    Status st;
+    {
+      std::lock_guard<std::mutex> one(sync_mu_);
+      SetState(SyncStatus::State::kConnecting, "connecting to " + opts.url);
+      Session s(this, opts);
+      st = s.Connect();
+      if (st.ok()) st = s.PushAll();
+      if (st.ok()) st = s.PullAll();
+      if (st.ok()) st = s.Subscribe();
+      if (st.ok()) {
+        failures = 0;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          status_.last_sync_ms = SystemMillis();
+          status_.last_error.clear();
+          store_.SetMetaInt(kMetaLastSync, static_cast<int64_t>(status_.last_sync_ms));
+          status_.attempts = 0;
+        }
+        SetState(SyncStatus::State::kLive, "connected, receiving live changes");
+        uint64_t pushed_at = local_writes_.load();
+        while (st.ok() && bg_running_ && network_up_) {
+          if (local_writes_.load() != pushed_at) {
+            pushed_at = local_writes_.load();
+            st = s.PushAll();
+            if (!st.ok()) break;
+            std::lock_guard<std::mutex> lock(mu_);
+            status_.last_sync_ms = SystemMillis();
+          }
+          st = s.Poll(50);
+        }
+      }
+      s.Close();
+    }
+    if (!bg_running_) break;
+    if (st.ok()) continue;  // network reported down: loop waits for it
+    ++failures;
+    // Exponential backoff with full jitter: 0.5 s doubling to 30 s.
+    int64_t cap = std::min<int64_t>(30000, 500LL << std::min(failures - 1, 6));
+    int64_t wait = std::uniform_int_distribution<int64_t>(cap / 2, cap)(rng);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      status_.last_error = st.ToString();
+      status_.attempts = failures;
+      status_.state = SyncStatus::State::kBackoff;
+      status_.reason = "retrying in " + std::to_string(wait) + " ms after: " + st.ToString();
+    }
+    bool was_up = network_up_;
+    std::unique_lock<std::mutex> lk(bg_mu_);
+    // A network-up hint ends the wait at once (no waiting out the backoff).
+    bg_cv_.wait_for(lk, std::chrono::milliseconds(wait),
+                    [&] { return !bg_running_ || (network_up_ && !was_up); });
+  }
+}
+
+}  // namespace fieldsync

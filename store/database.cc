@@ -1,0 +1,136 @@
+#include "store/database.h"
+
+#include <sqlite3.h>
+
+namespace fieldsync::store {
+
+Statement& Statement::Bind(int i, int64_t v) {
+  sqlite3_bind_int64(stmt_, i, v);
+  return *this;
+}
+Statement& Statement::Bind(int i, double v) {
+  sqlite3_bind_double(stmt_, i, v);
+  return *this;
+}
+Statement& Statement::Bind(int i, std::string_view v) {
+  sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::BindNull(int i) {
+  sqlite3_bind_null(stmt_, i);
+  return *this;
+}
+
+bool Statement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc != SQLITE_DONE)
+    status_ = Status::IoError(std::string("sqlite: ") + sqlite3_errmsg(sqlite3_db_handle(stmt_)));
+  return false;
+}
+
+Status Statement::Run() {
+  while (Step()) {
+  }
+  Status st = status_;
+  Reset();
+  return st;
+}
+
+void Statement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  status_ = Status::OK();
+}
+
+int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+double Statement::Real(int col) const { return sqlite3_column_double(stmt_, col); }
+std::string Statement::Text(int col) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, col);
+  if (!p) return {};
+  return std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
+}
+bool Statement::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+int Statement::Type(int col) const { return sqlite3_column_type(stmt_, col); }
+
+Database::~Database() { Close(); }
+
+Status Database::Open(const std::string& path, const OpenOptions& opts) {
+  Close();
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (opts.create ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    Close();
+    return Status::IoError("cannot open " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  sqlite3_extended_result_codes(db_, 1);
+  Status st = Exec("PRAGMA journal_mode=WAL");
+  if (st.ok()) st = Exec(opts.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  if (st.ok()) st = Exec("PRAGMA foreign_keys=OFF");
+  if (!st.ok()) Close();
+  return st;
+}
+
+void Database::Close() {
+  for (auto& [sql, s] : cache_) sqlite3_finalize(s->stmt_);
+  cache_.clear();
+  if (db_) sqlite3_close_v2(db_);
+  db_ = nullptr;
+}
+
+Status Database::Exec(const std::string& sql) {
+  if (!db_) return Status(Code::kClosed, "database is closed");
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return Status::IoError("sqlite: " + msg);
+  }
+  return Status::OK();
+}
+
+Statement& Database::Prepare(const std::string& sql, Status* st) {
+  static Statement dead;  // returned on failure; stepping it is a no-op error
+  auto it = cache_.find(sql);
+  if (it != cache_.end()) {
+    it->second->Reset();
+    *st = Status::OK();
+    return *it->second;
+  }
+  sqlite3_stmt* raw = nullptr;
+  int rc = db_ ? sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &raw, nullptr)
+               : SQLITE_MISUSE;
+  if (rc != SQLITE_OK) {
+    *st = Status::IoError("sqlite prepare: " + LastError() + " in: " + sql);
+    return dead;
+  }
+  auto s = std::make_unique<Statement>(raw);
+  Statement& ref = *s;
+  cache_.emplace(sql, std::move(s));
+  *st = Status::OK();
+  return ref;
+}
+
+int64_t Database::Changes() const { return sqlite3_changes64(db_); }
+int64_t Database::LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }
+std::string Database::LastError() const { return db_ ? sqlite3_errmsg(db_) : "database is closed"; }
+
+Transaction::Transaction(Database* db) : db_(db) { status_ = db_->Exec("BEGIN IMMEDIATE"); done_ = !status_.ok(); }
+
+Transaction::~Transaction() {
+  if (!done_) db_->Exec("ROLLBACK");
+}
+
+Status Transaction::Commit() {
+  if (done_) return status_.ok() ? Status(Code::kClosed, "transaction already finished") : status_;
+  done_ = true;
+  Status st = db_->Exec("COMMIT");
+  if (!st.ok()) db_->Exec("ROLLBACK");
+  return st;
+}
+
+}  // namespace fieldsync::store

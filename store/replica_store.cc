@@ -1,0 +1,658 @@
+#include "store/replica_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <set>
+
+#include "sync/protocol.h"
+
+namespace fieldsync::store {
+
+namespace {
+
+std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
+
+const char* SqlType(const ColumnDef& c) {
+  switch (c.type) {
+    case ColumnType::kInteger:
+    case ColumnType::kBoolean: return "INTEGER";
+    case ColumnType::kReal: return "REAL";
+    default: return "TEXT";
+  }
+}
+
+constexpr const char* kInternalDdl = R"SQL(
+CREATE TABLE IF NOT EXISTS fs_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fs_fields(
+  tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+  hlc INTEGER NOT NULL, node INTEGER NOT NULL, base INTEGER NOT NULL, crdt TEXT,
+  PRIMARY KEY(tbl, row_id, col)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fs_tombstones(
+  tbl TEXT NOT NULL, row_id TEXT NOT NULL, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
+  seen TEXT NOT NULL DEFAULT '{}',
+  PRIMARY KEY(tbl, row_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fs_conflicts(
+  id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
+  kind TEXT NOT NULL, loser_value TEXT, loser_hlc INTEGER NOT NULL, loser_node INTEGER NOT NULL,
+  winner_value TEXT, winner_hlc INTEGER NOT NULL, winner_node INTEGER NOT NULL,
+  resolved INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(tbl, row_id, col, loser_node, loser_hlc));
+CREATE TABLE IF NOT EXISTS fs_outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, change TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fs_rejected(
+  id INTEGER PRIMARY KEY, change TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL);
+)SQL";
+
+json ParseJsonText(const std::string& s) {
+  if (s.empty()) return nullptr;
+  json j = json::parse(s, nullptr, false);
+  return j.is_discarded() ? json() : j;
+}
+
+}  // namespace
+
+void BindValue(Statement& s, int i, const ColumnDef& col, const json& v) {
+  if (v.is_null()) { s.BindNull(i); return; }
+  switch (col.type) {
+    case ColumnType::kInteger:
+      s.Bind(i, v.get<int64_t>());
+      return;
+    case ColumnType::kBoolean:
+      s.Bind(i, static_cast<int64_t>(v.get<bool>() ? 1 : 0));
+      return;
+    case ColumnType::kReal:
+      s.Bind(i, v.get<double>());
+      return;
+    case ColumnType::kSet:
+      s.Bind(i, v.dump());
+      return;
+    default:
+      s.Bind(i, v.get_ref<const std::string&>());
+  }
+}
+
+json ReadValue(const Statement& s, int i, const ColumnDef& col) {
+  if (s.IsNull(i)) return nullptr;
+  switch (col.type) {
+    case ColumnType::kInteger: return s.Int(i);
+    case ColumnType::kBoolean: return s.Int(i) != 0;
+    case ColumnType::kReal: return s.Real(i);
+    case ColumnType::kSet: return ParseJsonText(s.Text(i));
+    default: return s.Text(i);
+  }
+}
+
+Status Store::Open(const std::string& path, const Schema& schema, const OpenOptions& opts) {
+  schema_ = schema;
+  Status st = db_.Open(path, opts);
+  if (!st.ok()) return st;
+  st = CreateTables();
+  if (!st.ok()) db_.Close();
+  return st;
+}
+
+Status Store::CreateTables() {
+  Transaction tx(&db_);
+  if (!tx.status().ok()) return tx.status();
+  Status st = db_.Exec(kInternalDdl);
+  if (!st.ok()) return st;
+  for (const auto& t : schema_.tables()) {
+    std::string ddl = "CREATE TABLE IF NOT EXISTS " + Quote(t.name) + "(id TEXT PRIMARY KEY NOT NULL";
+    for (const auto& c : t.columns) ddl += ", " + Quote(c.name) + " " + SqlType(c);
+    ddl += ")";
+    if (!(st = db_.Exec(ddl)).ok()) return st;
+    // Additive migration: add columns a newer schema declares.
+    std::set<std::string> have;
+    Statement& info = db_.Prepare("SELECT name FROM pragma_table_info(?)", &st);
+    if (!st.ok()) return st;
+    info.Bind(1, t.name);
+    while (info.Step()) have.insert(info.Text(0));
+    info.Reset();
+    for (const auto& c : t.columns)
+      if (!have.count(c.name))
+        if (!(st = db_.Exec("ALTER TABLE " + Quote(t.name) + " ADD COLUMN " + Quote(c.name) + " " + SqlType(c))).ok())
+          return st;
+    if (!t.parent_column.empty()) {
+      st = db_.Exec("CREATE INDEX IF NOT EXISTS " + Quote(t.name + "_by_" + t.parent_column) + " ON " +
+                    Quote(t.name) + "(" + Quote(t.parent_column) + ")");
+      if (!st.ok()) return st;
+    }
+  }
+  if (!(st = SetMeta("schema_fingerprint", schema_.fingerprint())).ok()) return st;
+  if (!(st = SetMeta("schema", schema_.document().dump())).ok()) return st;
+  return tx.Commit();
+}
+
+const TableDef* Store::Table(const std::string& name, Status* st) const {
+  const TableDef* t = schema_.Find(name);
+  *st = t ? Status::OK() : Status::NotFound("unknown table '" + name + "'");
+  return t;
+}
+
+Status Store::LoadField(const std::string& table, const std::string& row, const ColumnDef& col,
+                        FieldState* out) {
+  *out = FieldState{};
+  Status st;
+  Statement& s = db_.Prepare(
+      "SELECT hlc, node, base, crdt FROM fs_fields WHERE tbl=? AND row_id=? AND col=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, table).Bind(2, row).Bind(3, col.name);
+  if (s.Step()) {
+    out->present = true;
+    out->stamp = {static_cast<Hlc>(s.Int(0)), static_cast<NodeId>(s.Int(1))};
+    out->base = static_cast<Hlc>(s.Int(2));
+    out->crdt = s.IsNull(3) ? json() : ParseJsonText(s.Text(3));
+  }
+  st = s.status();
+  s.Reset();
+  if (!st.ok() || !out->present) return st;
+  // The materialized value lives in the table itself.
+  Statement& v = db_.Prepare("SELECT " + Quote(col.name) + " FROM " + Quote(table) + " WHERE id=?", &st);
+  if (!st.ok()) return st;
+  v.Bind(1, row);
+  if (v.Step()) out->value = ReadValue(v, 0, col);
+  st = v.status();
+  v.Reset();
+  return st;
+}
+
+Status Store::IsDeleted(const std::string& table, const std::string& row, bool* deleted) {
+  Status st;
+  Statement& s = db_.Prepare("SELECT 1 FROM fs_tombstones WHERE tbl=? AND row_id=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, table).Bind(2, row);
+  *deleted = s.Step();
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::SaveField(const std::string& table, const std::string& row, const ColumnDef& col,
+                        const FieldState& f) {
+  Status st;
+  Statement& s = db_.Prepare(
+      "INSERT INTO fs_fields(tbl,row_id,col,hlc,node,base,crdt) VALUES(?,?,?,?,?,?,?) "
+      "ON CONFLICT(tbl,row_id,col) DO UPDATE SET hlc=excluded.hlc, node=excluded.node, "
+      "base=excluded.base, crdt=excluded.crdt",
+      &st);
+  if (!st.ok()) return st;
+  s.Bind(1, table).Bind(2, row).Bind(3, col.name).Bind(4, f.stamp.hlc).Bind(5, f.stamp.node).Bind(6, f.base);
+  if (f.crdt.is_null()) s.BindNull(7); else s.Bind(7, f.crdt.dump());
+  return s.Run();
+}
+
+Status Store::WriteColumn(const TableDef& t, const ColumnDef& col, const std::string& row, const json& v) {
+  Status st;
+  Statement& s = db_.Prepare("INSERT INTO " + Quote(t.name) + "(id, " + Quote(col.name) +
+                                 ") VALUES(?, ?) ON CONFLICT(id) DO UPDATE SET " + Quote(col.name) +
+                                 "=excluded." + Quote(col.name),
+                             &st);
+  if (!st.ok()) return st;
+  s.Bind(1, row);
+  BindValue(s, 2, col, v);
+  return s.Run();
+}
+
+Status Store::SaveConflict(const ConflictRecord& r) {
+  Status st;
+  Statement& s = db_.Prepare(
+      "INSERT OR IGNORE INTO fs_conflicts(tbl,row_id,col,kind,loser_value,loser_hlc,loser_node,"
+      "winner_value,winner_hlc,winner_node) VALUES(?,?,?,?,?,?,?,?,?,?)",
+      &st);
+  if (!st.ok()) return st;
+  s.Bind(1, r.table).Bind(2, r.row).Bind(3, r.column).Bind(4, r.kind).Bind(5, r.loser_value.dump());
+  s.Bind(6, r.loser.hlc).Bind(7, r.loser.node).Bind(8, r.winner_value.dump());
+  s.Bind(9, r.winner.hlc).Bind(10, r.winner.node);
+  return s.Run();
+}
+
+Status Store::LoadTombstone(const std::string& table, const std::string& row, bool* found, Stamp* stamp,
+                            VersionVector* seen) {
+  Status st;
+  Statement& s = db_.Prepare("SELECT hlc, node, seen FROM fs_tombstones WHERE tbl=? AND row_id=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, table).Bind(2, row);
+  *found = s.Step();
+  if (*found) {
+    *stamp = {static_cast<Hlc>(s.Int(0)), static_cast<NodeId>(s.Int(1))};
+    seen->clear();
+    VersionVectorFromJson(ParseJsonText(s.Text(2)), seen);
+  }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::RowContext(const TableDef& t, const std::string& row, VersionVector* seen) {
+  seen->clear();
+  for (const auto& col : t.columns) {
+    FieldState f;
+    Status st = LoadField(t.name, row, col, &f);
+    if (!st.ok()) return st;
+    if (f.present) AddFieldContext(col, f, seen);
+  }
+  return Status::OK();
+}
+
+Status Store::ApplyDelete(const TableDef& t, const Change& c, ApplyOutcome* out) {
+  Status st;
+  bool found = false;
+  Stamp stamp;
+  VersionVector seen;
+  if (!(st = LoadTombstone(t.name, c.row, &found, &stamp, &seen)).ok()) return st;
+  // Several deletes of one row: the largest stamp and the union of what they
+  // had seen, so any order of the same deletes ends equal.
+  if (!found || stamp < c.stamp) stamp = c.stamp;
+  JoinInto(&seen, c.ctx);
+  JoinInto(&seen, {{c.stamp.node, c.stamp.hlc}});
+  Statement& ts = db_.Prepare(
+      "INSERT INTO fs_tombstones(tbl,row_id,hlc,node,seen) VALUES(?,?,?,?,?) ON CONFLICT(tbl,row_id) DO UPDATE "
+      "SET hlc=excluded.hlc, node=excluded.node, seen=excluded.seen",
+      &st);
+  if (!st.ok()) return st;
+  ts.Bind(1, t.name).Bind(2, c.row).Bind(3, stamp.hlc).Bind(4, stamp.node).Bind(5, VersionVectorToJson(seen).dump());
+  if (!(st = ts.Run()).ok()) return st;
+  if (found) return Status::OK();  // the row's fields went with the first delete
+  // Writes the deleter had not seen were concurrent with the delete: keep
+  // them as conflicts, exactly as if they had arrived after it.
+  for (const auto& col : t.columns) {
+    FieldState f;
+    if (!(st = LoadField(t.name, c.row, col, &f)).ok()) return st;
+    if (!f.present) continue;
+    std::vector<std::pair<Stamp, json>> writes;
+    if (col.merge == MergePolicy::kMv) {
+      for (const auto& e : MvEntriesOf(f)) writes.push_back(e);
+    } else {
+      writes.push_back({f.stamp, f.value});
+    }
+    for (const auto& [w, v] : writes) {
+      if (Covers(seen, w.node, w.hlc)) continue;
+      ConflictRecord r{t.name, c.row, col.name, "deleted", v, w, nullptr, c.stamp};
+      if (!(st = SaveConflict(r)).ok()) return st;
+      out->conflicts.push_back(std::move(r));
+    }
+  }
+  Statement& del = db_.Prepare("DELETE FROM " + Quote(t.name) + " WHERE id=?", &st);
+  if (!st.ok()) return st;
+  del.Bind(1, c.row);
+  if (!(st = del.Run()).ok()) return st;
+  out->changed = db_.Changes() > 0;
+  Statement& meta = db_.Prepare("DELETE FROM fs_fields WHERE tbl=? AND row_id=?", &st);
+  if (!st.ok()) return st;
+  meta.Bind(1, t.name).Bind(2, c.row);
+  return meta.Run();
+}
+
+Status Store::ApplyChange(const Change& c, ApplyOutcome* out) {
+  *out = ApplyOutcome{};
+  Status st;
+  const TableDef* t = Table(c.table, &st);
+  if (!t) return st;
+  if (c.op == Op::kDelete) return ApplyDelete(*t, c, out);
+  const ColumnDef* col = t->Find(c.column);
+  if (!col) return Status::NotFound("unknown column '" + c.table + "." + c.column + "'");
+  bool deleted = false;
+  Stamp tomb;
+  VersionVector seen;
+  if (!(st = LoadTombstone(c.table, c.row, &deleted, &tomb, &seen)).ok()) return st;
+  if (deleted) {
+    // Deletes are final. A write the deleter had seen is simply gone with
+    // the row; one it had not seen is kept as a "deleted" conflict record.
+    out->refused_deleted = true;
+    if (!Covers(seen, c.stamp.node, c.stamp.hlc)) {
+      ConflictRecord r{c.table, c.row, c.column, "deleted", c.value, c.stamp, nullptr, tomb};
+      if (!(st = SaveConflict(r)).ok()) return st;
+      out->conflicts.push_back(std::move(r));
+    }
+    return Status::OK();
+  }
+  FieldState cur;
+  if (!(st = LoadField(c.table, c.row, *col, &cur)).ok()) return st;
+  MergeResult m = MergeField(*col, cur, c);
+  for (const auto& r : m.conflicts)
+    if (!(st = SaveConflict(r)).ok()) return st;
+  out->conflicts = std::move(m.conflicts);
+  if (!m.changed) return Status::OK();
+  if (!(st = SaveField(c.table, c.row, *col, m.state)).ok()) return st;
+  out->changed = true;
+  return WriteColumn(*t, *col, c.row, m.state.value);
+}
+
+Status Store::ReadRow(const TableDef& t, Statement& s, json* row) {
+  json r = json::object();
+  r["id"] = s.Text(0);
+  for (const auto& c : t.columns) {
+    json v = ReadValue(s, c.index + 1, c);
+    if (!v.is_null()) r[c.name] = std::move(v);
+  }
+  // Flag conflicted multi-value fields with all their values.
+  for (const auto& c : t.columns) {
+    if (c.merge != MergePolicy::kMv) continue;
+    Status st;
+    Statement& f = db_.Prepare("SELECT crdt FROM fs_fields WHERE tbl=? AND row_id=? AND col=?", &st);
+    if (!st.ok()) return st;
+    f.Bind(1, t.name).Bind(2, r["id"].get<std::string>()).Bind(3, c.name);
+    if (f.Step()) {
+      FieldState fs;
+      fs.crdt = ParseJsonText(f.Text(0));
+      if (IsConflicted(c, fs)) r["_conflicts"][c.name] = MvValues(fs);
+    }
+    f.Reset();
+  }
+  *row = std::move(r);
+  return Status::OK();
+}
+
+namespace {
+std::string SelectList(const TableDef& t) {
+  std::string sql = "SELECT id";
+  for (const auto& c : t.columns) sql += ", " + Quote(c.name);
+  return sql + " FROM " + Quote(t.name);
+}
+}  // namespace
+
+Status Store::GetRow(const std::string& table, const std::string& id, json* row) {
+  Status st;
+  const TableDef* t = Table(table, &st);
+  if (!t) return st;
+  Statement& s = db_.Prepare(SelectList(*t) + " WHERE id=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, id);
+  if (!s.Step()) {
+    st = s.status();
+    s.Reset();
+    if (!st.ok()) return st;
+    bool deleted = false;
+    IsDeleted(table, id, &deleted);
+    return deleted ? Status(Code::kDeleted, table + "/" + id + " was deleted")
+                   : Status::NotFound(table + "/" + id + " not found");
+  }
+  // Copy out before ReadRow prepares other statements.
+  json r;
+  st = ReadRow(*t, s, &r);
+  s.Reset();
+  *row = std::move(r);
+  return st;
+}
+
+Status Store::Query(const std::string& table, const QueryOptions& q, std::vector<json>* rows) {
+  Status st;
+  const TableDef* t = Table(table, &st);
+  if (!t) return st;
+  if (!q.where.is_object()) return Status::InvalidArgument("query filter must be an object");
+  std::string sql = SelectList(*t);
+  std::vector<std::pair<const ColumnDef*, json>> binds;
+  std::vector<std::string> id_binds;
+  bool first = true;
+  for (const auto& [k, v] : q.where.items()) {
+    sql += first ? " WHERE " : " AND ";
+    first = false;
+    if (k == "id") {
+      if (!v.is_string()) return Status::Schema("id filter must be a string");
+      sql += "id=?";
+      id_binds.push_back(v.get<std::string>());
+      binds.push_back({nullptr, v});
+      continue;
+    }
+    const ColumnDef* c = t->Find(k);
+    if (!c) return Status::NotFound("unknown column '" + table + "." + k + "'");
+    if (v.is_null()) {
+      sql += Quote(k) + " IS NULL";
+      continue;
+    }
+    if (!(st = Schema::CheckValue(*t, *c, v)).ok()) return st;
+    sql += Quote(k) + "=?";
+    binds.push_back({c, v});
+  }
+  std::string order = "id";
+  if (!q.order_by.empty() && q.order_by != "id") {
+    if (!t->Find(q.order_by)) return Status::NotFound("unknown column '" + table + "." + q.order_by + "'");
+    order = Quote(q.order_by) + (q.descending ? " DESC" : "") + ", id";
+  } else if (q.descending) {
+    order = "id DESC";
+  }
+  sql += " ORDER BY " + order + " LIMIT ? OFFSET ?";
+  Statement& s = db_.Prepare(sql, &st);
+  if (!st.ok()) return st;
+  int i = 1;
+  for (const auto& [c, v] : binds) {
+    if (c) BindValue(s, i++, *c, v);
+    else s.Bind(i++, v.get<std::string>());
+  }
+  s.Bind(i++, q.limit).Bind(i++, q.offset);
+  // Collect raw rows first: ReadRow prepares other statements.
+  std::vector<json> out;
+  while (s.Step()) {
+    json r = json::object();
+    r["id"] = s.Text(0);
+    for (const auto& c : t->columns) {
+      json v = ReadValue(s, c.index + 1, c);
+      if (!v.is_null()) r[c.name] = std::move(v);
+    }
+    out.push_back(std::move(r));
+  }
+  st = s.status();
+  s.Reset();
+  if (!st.ok()) return st;
+  bool has_mv = std::any_of(t->columns.begin(), t->columns.end(),
+                            [](const ColumnDef& c) { return c.merge == MergePolicy::kMv; });
+  if (has_mv) {
+    for (auto& r : out) {
+      json full;
+      if (!(st = GetRow(table, r["id"].get<std::string>(), &full)).ok()) return st;
+      r = std::move(full);
+    }
+  }
+  *rows = std::move(out);
+  return Status::OK();
+}
+
+Status Store::CountRows(const std::string& table, int64_t* n) {
+  Status st;
+  const TableDef* t = Table(table, &st);
+  if (!t) return st;
+  Statement& s = db_.Prepare("SELECT count(*) FROM " + Quote(t->name), &st);
+  if (!st.ok()) return st;
+  *n = s.Step() ? s.Int(0) : 0;
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::Dump(const std::function<void(const json&)>& emit) {
+  std::vector<const TableDef*> tables;
+  for (const auto& t : schema_.tables()) tables.push_back(&t);
+  std::sort(tables.begin(), tables.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  for (const TableDef* t : tables) {
+    // Page through ids so memory stays bounded on a large store.
+    std::string after;
+    bool started = false;
+    for (;;) {
+      Status st;
+      Statement& s = db_.Prepare("SELECT id FROM " + Quote(t->name) +
+                                     (started ? " WHERE id > ?" : "") + " ORDER BY id LIMIT 512", &st);
+      if (!st.ok()) return st;
+      if (started) s.Bind(1, after);
+      std::vector<std::string> ids;
+      while (s.Step()) ids.push_back(s.Text(0));
+      st = s.status();
+      s.Reset();
+      if (!st.ok()) return st;
+      if (ids.empty()) break;
+      for (const auto& id : ids) {
+        json row;
+        if (!(st = GetRow(t->name, id, &row)).ok()) return st;
+        json line = json::object();
+        line["table"] = t->name;
+        for (auto& [k, v] : row.items()) line[k] = v;
+        emit(line);
+      }
+      after = ids.back();
+      started = true;
+    }
+  }
+  return Status::OK();
+}
+
+namespace {
+void ReadConflict(const Statement& s, StoredConflict* c) {
+  c->id = s.Int(0);
+  c->record.table = s.Text(1);
+  c->record.row = s.Text(2);
+  c->record.column = s.Text(3);
+  c->record.kind = s.Text(4);
+  c->record.loser_value = ParseJsonText(s.Text(5));
+  c->record.loser = {static_cast<Hlc>(s.Int(6)), static_cast<NodeId>(s.Int(7))};
+  c->record.winner_value = ParseJsonText(s.Text(8));
+  c->record.winner = {static_cast<Hlc>(s.Int(9)), static_cast<NodeId>(s.Int(10))};
+  c->resolved = s.Int(11) != 0;
+}
+constexpr const char* kConflictColumns =
+    "SELECT id,tbl,row_id,col,kind,loser_value,loser_hlc,loser_node,winner_value,winner_hlc,winner_node,"
+    "resolved FROM fs_conflicts";
+}  // namespace
+
+Status Store::ListConflicts(bool include_resolved, std::vector<StoredConflict>* out) {
+  Status st;
+  Statement& s = db_.Prepare(std::string(kConflictColumns) +
+                                 (include_resolved ? "" : " WHERE resolved=0") + " ORDER BY id", &st);
+  if (!st.ok()) return st;
+  out->clear();
+  while (s.Step()) {
+    StoredConflict c;
+    ReadConflict(s, &c);
+    out->push_back(std::move(c));
+  }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::GetConflict(int64_t id, StoredConflict* out) {
+  Status st;
+  Statement& s = db_.Prepare(std::string(kConflictColumns) + " WHERE id=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, id);
+  bool found = s.Step();
+  if (found) ReadConflict(s, out);
+  st = s.status();
+  s.Reset();
+  if (st.ok() && !found) return Status::NotFound("no conflict record " + std::to_string(id));
+  return st;
+}
+
+Status Store::MarkConflictResolved(int64_t id) {
+  Status st;
+  Statement& s = db_.Prepare("UPDATE fs_conflicts SET resolved=1 WHERE id=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, id);
+  return s.Run();
+}
+
+Status Store::OutboxAppend(const Change& c) {
+  Status st;
+  Statement& s = db_.Prepare("INSERT INTO fs_outbox(change) VALUES(?)", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, ChangeToJson(c).dump());
+  return s.Run();
+}
+
+Status Store::OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs) {
+  Status st;
+  Statement& s = db_.Prepare("SELECT seq, change FROM fs_outbox ORDER BY seq LIMIT ?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, static_cast<int64_t>(limit));
+  changes->clear();
+  seqs->clear();
+  while (s.Step()) {
+    Change c;
+    Status cs = ChangeFromJson(ParseJsonText(s.Text(1)), &c);
+    if (!cs.ok()) {
+      s.Reset();
+      return Status::Corruption("outbox entry " + std::to_string(s.Int(0)) + ": " + cs.message());
+    }
+    seqs->push_back(s.Int(0));
+    changes->push_back(std::move(c));
+  }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::OutboxRemoveThrough(int64_t seq) {
+  Status st;
+  Statement& s = db_.Prepare("DELETE FROM fs_outbox WHERE seq <= ?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, seq);
+  return s.Run();
+}
+
+Status Store::OutboxCount(int64_t* n) {
+  Status st;
+  Statement& s = db_.Prepare("SELECT count(*) FROM fs_outbox", &st);
+  if (!st.ok()) return st;
+  *n = s.Step() ? s.Int(0) : 0;
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::AddRejection(const Change& c, const std::string& code, const std::string& message) {
+  Status st;
+  Statement& s = db_.Prepare("INSERT INTO fs_rejected(change, code, message) VALUES(?,?,?)", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, ChangeToJson(c).dump()).Bind(2, code).Bind(3, message);
+  return s.Run();
+}
+
+Status Store::ListRejections(std::vector<Rejection>* out) {
+  Status st;
+  Statement& s = db_.Prepare("SELECT id, change, code, message FROM fs_rejected ORDER BY id", &st);
+  if (!st.ok()) return st;
+  out->clear();
+  while (s.Step()) {
+    Rejection r;
+    r.id = s.Int(0);
+    ChangeFromJson(ParseJsonText(s.Text(1)), &r.change);
+    r.code = s.Text(2);
+    r.message = s.Text(3);
+    out->push_back(std::move(r));
+  }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::GetMeta(const std::string& key, std::string* value, bool* found) {
+  Status st;
+  Statement& s = db_.Prepare("SELECT value FROM fs_meta WHERE key=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, key);
+  *found = s.Step();
+  if (*found) *value = s.Text(0);
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::SetMeta(const std::string& key, const std::string& value) {
+  Status st;
+  Statement& s = db_.Prepare(
+      "INSERT INTO fs_meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, key).Bind(2, value);
+  return s.Run();
+}
+
+Status Store::GetMetaInt(const std::string& key, int64_t def, int64_t* value) {
+  std::string v;
+  bool found = false;
+  Status st = GetMeta(key, &v, &found);
+  if (!st.ok()) return st;
+  *value = found ? std::stoll(v) : def;
+  return Status::OK();
+}
+
+Status Store::SetMetaInt(const std::string& key, int64_t value) { return SetMeta(key, std::to_string(value)); }
+
+}  // namespace fieldsync::store

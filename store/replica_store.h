@@ -1,0 +1,126 @@
+// Store: the SQLite file behind every replica and the server. It holds
+//   - one table per schema table (typed columns + `id`), the materialized rows
+//     an app queries directly;
+//   - fs_fields: per-field merge metadata (stamp, base, policy state);
+//   - fs_tombstones: deleted rows (a delete is absorbing, see sync/merge.h);
+//   - fs_conflicts: writes that lost to a concurrent one, restorable;
+//   - fs_outbox: local changes not yet acknowledged by the server (clients);
+//   - fs_rejected: changes the server refused, for the app to show;
+//   - fs_meta: node id, pull cursor, last HLC, schema fingerprint.
+// docs/storage.md documents the file format. The Store is not thread-safe:
+// its owner serializes calls (the SDK with a mutex, the server on one strand).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/database.h"
+#include "sync/merge.h"
+#include "sync/schema.h"
+
+namespace fieldsync::store {
+
+struct ApplyOutcome {
+  bool changed = false;   // a row or field value changed
+  bool refused_deleted = false;  // the row is deleted; the write was recorded as a conflict
+  std::vector<ConflictRecord> conflicts;
+};
+
+struct StoredConflict {
+  int64_t id = 0;
+  ConflictRecord record;
+  bool resolved = false;
+};
+
+struct Rejection {
+  int64_t id = 0;
+  Change change;
+  std::string code;
+  std::string message;
+};
+
+struct QueryOptions {
+  json where = json::object();  // {"column": value, ...}: equality, ANDed
+  std::string order_by;         // a column name; default id
+  bool descending = false;
+  int64_t limit = 1000;
+  int64_t offset = 0;
+};
+
+class Store {
+ public:
+  // Opens or creates the file and brings its tables up to the schema:
+  // missing tables and columns are added (additive changes need no re-sync).
+  Status Open(const std::string& path, const Schema& schema, const OpenOptions& opts = {});
+  void Close() { db_.Close(); }
+
+  const Schema& schema() const { return schema_; }
+  Database& db() { return db_; }
+
+  // ---- merge (call inside a transaction) --------------------------------
+  // Merges one validated change into rows and metadata and records any
+  // conflict. Does not touch the outbox or the log.
+  Status ApplyChange(const Change& c, ApplyOutcome* out);
+
+  Status LoadField(const std::string& table, const std::string& row, const ColumnDef& col,
+                   FieldState* out);
+  // True when the row has a tombstone.
+  Status IsDeleted(const std::string& table, const std::string& row, bool* deleted);
+  // What this replica has seen of a row's fields, as a version vector: the
+  // context a local delete carries, so that writes it had not seen survive
+  // as conflict records (docs/merge.md, "Row delete").
+  Status RowContext(const TableDef& t, const std::string& row, VersionVector* seen);
+
+  // ---- reads -------------------------------------------------------------
+  // The row as {"id": ..., column: value, ...}; columns never written are
+  // omitted. Conflicted mv fields add "_conflicts": {column: [values...]}.
+  Status GetRow(const std::string& table, const std::string& id, json* row);
+  Status Query(const std::string& table, const QueryOptions& q, std::vector<json>* rows);
+  Status CountRows(const std::string& table, int64_t* n);
+  // Every row of every table as {"table": t, "id": ...}, sorted by table
+  // then id, one call per row: the canonical dump two replicas compare.
+  Status Dump(const std::function<void(const json&)>& emit);
+
+  Status ListConflicts(bool include_resolved, std::vector<StoredConflict>* out);
+  Status GetConflict(int64_t id, StoredConflict* out);
+  Status MarkConflictResolved(int64_t id);
+
+  // ---- client bookkeeping -------------------------------------------------
+  Status OutboxAppend(const Change& c);
+  // Oldest first, at most `limit`; `seqs` receives the outbox positions.
+  Status OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs);
+  Status OutboxRemoveThrough(int64_t seq);
+  Status OutboxCount(int64_t* n);
+
+  Status AddRejection(const Change& c, const std::string& code, const std::string& message);
+  Status ListRejections(std::vector<Rejection>* out);
+
+  // ---- metadata -----------------------------------------------------------
+  Status GetMeta(const std::string& key, std::string* value, bool* found);
+  Status SetMeta(const std::string& key, const std::string& value);
+  Status GetMetaInt(const std::string& key, int64_t def, int64_t* value);
+  Status SetMetaInt(const std::string& key, int64_t value);
+
+ private:
+  Status CreateTables();
+  Status WriteColumn(const TableDef& t, const ColumnDef& col, const std::string& row, const json& v);
+  Status SaveField(const std::string& table, const std::string& row, const ColumnDef& col,
+                   const FieldState& s);
+  Status SaveConflict(const ConflictRecord& r);
+  Status ApplyDelete(const TableDef& t, const Change& c, ApplyOutcome* out);
+  Status LoadTombstone(const std::string& table, const std::string& row, bool* found, Stamp* stamp,
+                       VersionVector* seen);
+  Status ReadRow(const TableDef& t, Statement& s, json* row);
+  const TableDef* Table(const std::string& name, Status* st) const;
+
+  Database db_;
+  Schema schema_;
+};
+
+// How a column value is stored in SQLite and read back.
+void BindValue(Statement& s, int index, const ColumnDef& col, const json& v);
+json ReadValue(const Statement& s, int index, const ColumnDef& col);
+
+}  // namespace fieldsync::store

@@ -1,0 +1,163 @@
+#include "store/server_store.h"
+
+#include <random>
+
+#include "sync/protocol.h"
+
+namespace fieldsync::store {
+
+Status ServerStore::Open(const std::string& path, const Schema& schema) {
+  Status st = store_.Open(path, schema);
+  if (!st.ok()) return st;
+  st = store_.db().Exec(
+      "CREATE TABLE IF NOT EXISTS fs_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, node INTEGER NOT NULL, "
+      "hlc INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE(node, hlc))");
+  if (!st.ok()) {
+    store_.Close();
+    return st;
+  }
+  std::string hex;
+  bool found = false;
+  if (!(st = store_.GetMeta("node", &hex, &found)).ok()) return st;
+  if (!found || !ParseHex(hex, &node_) || node_ == 0) {
+    std::random_device rd;
+    do node_ = (static_cast<uint64_t>(rd()) << 32) | rd(); while (node_ == 0);
+    if (!(st = store_.SetMeta("node", ToHex(node_))).ok()) return st;
+  }
+  return Status::OK();
+}
+
+Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_ms, HybridClock* clock,
+                               std::vector<PushResult>* results, std::vector<Change>* applied,
+                               Writer writer) {
+  results->assign(changes.size(), PushResult{});
+  applied->clear();
+  Database& db = store_.db();
+  Transaction tx(&db);
+  if (!tx.status().ok()) return tx.status();
+  for (size_t i = 0; i < changes.size(); ++i) {
+    Change c = changes[i];
+    PushResult& r = (*results)[i];
+    Status v = ValidateChange(store_.schema(), c);
+    if (v.ok() && writer == Writer::kDevice && store_.schema().Find(c.table)->reference)
+      v = Status(Code::kPermissionDenied, "table '" + c.table + "' is reference data, written centrally only");
+    if (v.ok() && !clock->WithinBound(c.stamp.hlc))
+      v = Status(Code::kClockSkew, "change stamped " + std::to_string(HlcPhysical(c.stamp.hlc)) +
+                                       "ms, more than " + std::to_string(clock->max_drift_ms()) +
+                                       "ms ahead of the server");
+    if (!v.ok()) {
+      r.result = ChangeResult::kRejected;
+      r.code = v.code();
+      r.message = v.message();
+      continue;
+    }
+    c.server_ms = now_ms;
+    c.seq = 0;
+    Status st;
+    Statement& ins = db.Prepare("INSERT OR IGNORE INTO fs_log(node, hlc, change) VALUES(?,?,?)", &st);
+    if (!st.ok()) return st;
+    ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).Bind(3, ChangeToJson(c).dump());
+    if (!(st = ins.Run()).ok()) return st;
+    if (db.Changes() == 0) {
+      r.result = ChangeResult::kDuplicate;
+      continue;
+    }
+    c.seq = db.LastInsertRowid();
+    r.seq = c.seq;
+    ApplyOutcome outcome;
+    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+    clock->Observe(c.stamp.hlc);
+    applied->push_back(std::move(c));
+  }
+  Status st = tx.Commit();
+  if (!st.ok()) applied->clear();
+  return st;
+}
+
+Status ServerStore::WriteRows(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
+                              std::vector<Change>* applied) {
+  applied->clear();
+  Database& db = store_.db();
+  Transaction tx(&db);
+  if (!tx.status().ok()) return tx.status();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json& row = rows[i];
+    auto fail = [&](const Status& st) {
+      return Status(st.code(), "row " + std::to_string(i) + ": " + st.message());
+    };
+    if (!row.is_object() || !row.contains("table") || !row["table"].is_string() || !row.contains("id") ||
+        !row["id"].is_string())
+      return fail(Status::InvalidArgument("needs string 'table' and 'id'"));
+    const std::string table = row["table"].get<std::string>();
+    const std::string id = row["id"].get<std::string>();
+    const TableDef* t = store_.schema().Find(table);
+    if (!t) return fail(Status::NotFound("unknown table '" + table + "'"));
+    if (!ValidRowId(id)) return fail(Status::InvalidArgument("bad row id '" + id + "'"));
+    bool deleted = false;
+    Status st = store_.IsDeleted(table, id, &deleted);
+    if (!st.ok()) return st;
+    if (deleted) return fail(Status(Code::kDeleted, table + "/" + id + " was deleted"));
+    for (const auto& [k, v] : row.items()) {
+      if (k == "table" || k == "id") continue;
+      const ColumnDef* col = t->Find(k);
+      if (!col) return fail(Status::NotFound("unknown column '" + table + "." + k + "'"));
+      FieldState cur;
+      if (!(st = store_.LoadField(table, id, *col, &cur)).ok()) return st;
+      std::vector<Change> changes;
+      if (!(st = MakeLocalChanges(*t, *col, cur, id, v, clock, &changes)).ok()) return fail(st);
+      for (Change& c : changes) {
+        c.server_ms = now_ms;
+        Statement& ins = db.Prepare("INSERT INTO fs_log(node, hlc, change) VALUES(?,?,?)", &st);
+        if (!st.ok()) return st;
+        ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).Bind(3, ChangeToJson(c).dump());
+        if (!(st = ins.Run()).ok()) return st;
+        c.seq = db.LastInsertRowid();
+        ApplyOutcome outcome;
+        if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+        applied->push_back(std::move(c));
+      }
+    }
+  }
+  Status st = tx.Commit();
+  if (!st.ok()) applied->clear();
+  return st;
+}
+
+Status ServerStore::ReadLog(int64_t after, size_t limit, NodeId exclude_node, std::vector<Change>* out,
+                            int64_t* scanned_to) {
+  out->clear();
+  *scanned_to = after;
+  Status st;
+  Statement& s = store_.db().Prepare("SELECT seq, node, change FROM fs_log WHERE seq > ? ORDER BY seq LIMIT ?", &st);
+  if (!st.ok()) return st;
+  // Scan a bounded window; skipped own changes still advance the cursor.
+  s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
+  while (s.Step()) {
+    *scanned_to = s.Int(0);
+    if (static_cast<NodeId>(s.Int(1)) == exclude_node) continue;
+    Change c;
+    json j = json::parse(s.Text(2), nullptr, false);
+    Status cs = ChangeFromJson(j, &c);
+    if (!cs.ok()) {
+      s.Reset();
+      return Status::Corruption("log entry " + std::to_string(*scanned_to) + ": " + cs.message());
+    }
+    c.seq = *scanned_to;
+    out->push_back(std::move(c));
+  }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status ServerStore::Head(int64_t* seq) {
+  Status st;
+  Statement& s = store_.db().Prepare("SELECT coalesce(max(seq), 0) FROM fs_log", &st);
+  if (!st.ok()) return st;
+  *seq = s.Step() ? s.Int(0) : 0;
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+}  // namespace fieldsync::store

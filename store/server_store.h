@@ -1,0 +1,67 @@
+// ServerStore: the server's SQLite file. A Store (the merged rows every
+// supervisor query reads) plus fs_log, the ordered log of every accepted
+// change. A change's position in the log (seq) is the pull cursor clients
+// keep; UNIQUE(node, hlc) makes a retried push a no-op.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "store/replica_store.h"
+#include "sync/hlc.h"
+
+namespace fieldsync::store {
+
+enum class ChangeResult { kApplied, kDuplicate, kRejected };
+
+struct PushResult {
+  ChangeResult result = ChangeResult::kApplied;
+  Code code = Code::kOk;  // for kRejected
+  std::string message;
+  int64_t seq = 0;        // for kApplied
+};
+
+// Who is pushing: a device (a rep's tablet) may not write reference tables;
+// the server itself (imports, later supervisor actions) may.
+enum class Writer { kDevice, kServer };
+
+class ServerStore {
+ public:
+  // Opens or creates the file. A new file gets a random node id, kept in
+  // fs_meta: the server's own writes are stamped with it.
+  Status Open(const std::string& path, const Schema& schema);
+  void Close() { store_.Close(); }
+  Store& store() { return store_; }
+  NodeId node() const { return node_; }
+
+  // Validates and applies a batch in ONE transaction, then commits (fsync):
+  // when this returns OK every kApplied change is durable. Invalid changes
+  // are refused one by one (kRejected with code) and the rest apply; a
+  // change already in the log is kDuplicate and not applied again. On a
+  // storage error nothing of the batch is applied. `now_ms` is the server
+  // receive time stamped into each change; `clock` bounds device clocks.
+  Status ApplyBatch(const std::vector<Change>& changes, uint64_t now_ms, HybridClock* clock,
+                    std::vector<PushResult>* results, std::vector<Change>* applied,
+                    Writer writer = Writer::kDevice);
+
+  // A central write: sets fields of rows as the server's own node (stamped
+  // by `clock`, whose node must be node()), through the same log and merge
+  // as a push. `rows` are {"table": t, "id": id, column: value...}. All or
+  // nothing: the first row that does not fit the schema fails the call with
+  // its index in the message, and nothing is written.
+  Status WriteRows(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
+                   std::vector<Change>* applied);
+
+  // Changes with seq > after, oldest first, at most `limit`, skipping those
+  // made by `exclude_node` (a client does not need its own changes back).
+  // `scanned_to` is the last seq looked at, skipped or not: the new cursor.
+  Status ReadLog(int64_t after, size_t limit, NodeId exclude_node, std::vector<Change>* out,
+                 int64_t* scanned_to);
+  Status Head(int64_t* seq);
+
+ private:
+  Store store_;
+  NodeId node_ = 0;
+};
+
+}  // namespace fieldsync::store

@@ -1,0 +1,159 @@
+#include "sync/protocol.h"
+
+#include <zstd.h>
+
+namespace fieldsync {
+
+const char* EncodingName(Encoding e) { return e == Encoding::kMsgPack ? "msgpack" : "json"; }
+
+bool ParseEncoding(const std::string& s, Encoding* e) {
+  if (s == "json") { *e = Encoding::kJson; return true; }
+  if (s == "msgpack") { *e = Encoding::kMsgPack; return true; }
+  return false;
+}
+
+namespace {
+constexpr uint8_t kEncodingMask = 0x03;
+constexpr uint8_t kZstdFlag = 0x10;
+constexpr uint8_t kKnownFlags = kEncodingMask | kZstdFlag;
+constexpr int kZstdLevel = 3;
+
+// Depth check without recursion limits of its own: a hostile message of
+// 100k nested arrays must not reach code that recurses over it.
+bool DepthWithin(const json& j, size_t max_depth) {
+  struct Item { const json* node; size_t depth; };
+  std::vector<Item> stack{{&j, 1}};
+  while (!stack.empty()) {
+    Item it = stack.back();
+    stack.pop_back();
+    if (it.depth > max_depth) return false;
+    if (it.node->is_structured())
+      for (const auto& child : *it.node) stack.push_back({&child, it.depth + 1});
+  }
+  return true;
+}
+}  // namespace
+
+std::string EncodeFrame(const json& msg, Encoding enc, bool compress) {
+  std::string payload;
+  if (enc == Encoding::kMsgPack) {
+    std::vector<uint8_t> bytes = json::to_msgpack(msg);
+    payload.assign(bytes.begin(), bytes.end());
+  } else {
+    payload = msg.dump();
+  }
+  uint8_t flags = static_cast<uint8_t>(enc);
+  std::string frame;
+  if (compress && payload.size() >= kCompressThreshold) {
+    size_t bound = ZSTD_compressBound(payload.size());
+    frame.resize(1 + bound);
+    size_t n = ZSTD_compress(frame.data() + 1, bound, payload.data(), payload.size(), kZstdLevel);
+    if (!ZSTD_isError(n) && n < payload.size()) {
+      frame.resize(1 + n);
+      frame[0] = static_cast<char>(flags | kZstdFlag);
+      return frame;
+    }
+  }
+  frame.reserve(1 + payload.size());
+  frame.push_back(static_cast<char>(flags));
+  frame += payload;
+  return frame;
+}
+
+Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
+  if (frame.empty()) return Status::Protocol("empty frame");
+  if (frame.size() > limits.max_frame_bytes)
+    return Status::Limit("frame of " + std::to_string(frame.size()) + " bytes exceeds max_frame_bytes " +
+                         std::to_string(limits.max_frame_bytes));
+  uint8_t flags = static_cast<uint8_t>(frame[0]);
+  if (flags & ~kKnownFlags) return Status::Protocol("unknown frame flags");
+  uint8_t enc = flags & kEncodingMask;
+  if (enc > static_cast<uint8_t>(Encoding::kMsgPack)) return Status::Protocol("unknown frame encoding");
+  std::string_view payload = frame.substr(1);
+  std::string inflated;
+  if (flags & kZstdFlag) {
+    unsigned long long size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+    if (size == ZSTD_CONTENTSIZE_ERROR) return Status::Corruption("corrupt zstd frame header");
+    if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+      return Status::Protocol("zstd frame must declare its content size");
+    if (size > limits.max_decompressed_bytes)
+      return Status::Limit("zstd frame declares " + std::to_string(size) +
+                           " bytes, over max_decompressed_bytes " +
+                           std::to_string(limits.max_decompressed_bytes));
+    inflated.resize(size);
+    size_t n = ZSTD_decompress(inflated.data(), inflated.size(), payload.data(), payload.size());
+    if (ZSTD_isError(n) || n != size) return Status::Corruption("corrupt zstd data");
+    payload = inflated;
+  }
+  json j;
+  if (enc == static_cast<uint8_t>(Encoding::kMsgPack)) {
+    j = json::from_msgpack(payload.begin(), payload.end(), true, /*allow_exceptions=*/false);
+  } else {
+    j = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  }
+  if (j.is_discarded()) return Status::Corruption("payload is not valid " + std::string(enc ? "MessagePack" : "JSON"));
+  if (!DepthWithin(j, limits.max_json_depth)) return Status::Limit("message nests too deeply");
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
+    return Status::Protocol("message is not an object with a string 'type'");
+  *out = std::move(j);
+  return Status::OK();
+}
+
+json ChangeToJson(const Change& c) {
+  json j = {{"t", c.table}, {"r", c.row}, {"o", OpName(c.op)},
+            {"h", ToHex(c.stamp.hlc)}, {"n", ToHex(c.stamp.node)}};
+  if (c.op != Op::kDelete) {
+    j["c"] = c.column;
+    j["v"] = c.value;
+  }
+  if (c.base) j["b"] = ToHex(c.base);
+  if (!c.ctx.empty()) j["x"] = VersionVectorToJson(c.ctx);
+  if (c.seq) j["s"] = c.seq;
+  if (c.server_ms) j["rt"] = c.server_ms;
+  return j;
+}
+
+Status ChangeFromJson(const json& j, Change* c) {
+  if (!j.is_object()) return Status::Protocol("change is not an object");
+  auto str = [&](const char* k, std::string* out) {
+    auto it = j.find(k);
+    if (it == j.end() || !it->is_string()) return false;
+    *out = it->get<std::string>();
+    return true;
+  };
+  auto hex = [&](const char* k, uint64_t* out) {
+    std::string s;
+    return str(k, &s) && ParseHex(s, out);
+  };
+  Change x;
+  std::string op;
+  if (!str("t", &x.table) || !str("r", &x.row) || !str("o", &op) || !ParseOp(op, &x.op))
+    return Status::Protocol("change needs string t, r and a known o");
+  if (!hex("h", &x.stamp.hlc) || !hex("n", &x.stamp.node))
+    return Status::Protocol("change needs hex h and n");
+  if (x.op != Op::kDelete) {
+    if (!str("c", &x.column)) return Status::Protocol("change needs a string c");
+    auto v = j.find("v");
+    if (v == j.end()) return Status::Protocol("change needs v");
+    x.value = *v;
+  }
+  if (j.contains("b") && !hex("b", &x.base)) return Status::Protocol("change b must be hex");
+  if (j.contains("x") && !VersionVectorFromJson(j["x"], &x.ctx))
+    return Status::Protocol("change x must map hex node to hex hlc");
+  if (j.contains("s")) {
+    if (!j["s"].is_number_integer()) return Status::Protocol("change s must be an integer");
+    x.seq = j["s"].get<int64_t>();
+  }
+  if (j.contains("rt")) {
+    if (!j["rt"].is_number_unsigned()) return Status::Protocol("change rt must be an unsigned integer");
+    x.server_ms = j["rt"].get<uint64_t>();
+  }
+  *c = std::move(x);
+  return Status::OK();
+}
+
+json ErrorMessage(const Status& st, bool fatal) {
+  return {{"type", msg::kError}, {"code", CodeName(st.code())}, {"message", st.message()}, {"fatal", fatal}};
+}
+
+}  // namespace fieldsync

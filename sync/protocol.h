@@ -1,0 +1,76 @@
+// The wire protocol codec: message framing, compression and the JSON form of
+// changes. No sockets here; server/ and client-sdk/ move the bytes.
+// docs/protocol.md is the normative description; keep the two in step.
+//
+// A frame is one binary WebSocket message:
+//   byte 0   flags: bits 0-1 encoding (0 = JSON text, 1 = MessagePack),
+//            bit 4 set = the payload is one zstd frame (with content size)
+//   byte 1.. payload: one message object, {"type": "...", ...}
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sync/change.h"
+#include "sync/status.h"
+
+namespace fieldsync {
+
+using json = nlohmann::json;
+
+constexpr int kProtocolVersion = 1;
+
+enum class Encoding : uint8_t { kJson = 0, kMsgPack = 1 };
+const char* EncodingName(Encoding e);  // "json", "msgpack"
+bool ParseEncoding(const std::string& s, Encoding* e);
+
+// Limits on everything a peer controls. Defaults are documented in
+// docs/protocol.md ("Limits"); the server announces its values in `welcome`.
+struct Limits {
+  size_t max_frame_bytes = 4u << 20;          // one WebSocket message
+  size_t max_decompressed_bytes = 16u << 20;  // a frame's payload after zstd
+  size_t max_changes_per_push = 5000;         // changes in one push
+  size_t max_changes_per_pull = 5000;         // changes in one `changes` reply
+  size_t max_json_depth = 32;                 // nesting depth of a message
+};
+
+// Payloads smaller than this are sent uncompressed: zstd's frame header
+// costs more than it saves on a ping-sized message.
+constexpr size_t kCompressThreshold = 256;
+
+// Encodes `msg` into a frame, zstd-compressing when it pays.
+std::string EncodeFrame(const json& msg, Encoding enc, bool compress = true);
+
+// Decodes a frame. Refuses (nothing decoded) frames over max_frame_bytes,
+// zstd frames whose declared size exceeds max_decompressed_bytes (checked
+// before inflating: a zstd bomb is never expanded), corrupt data, nesting
+// deeper than max_json_depth, and payloads that are not a JSON object with a
+// string "type".
+Status DecodeFrame(std::string_view frame, const Limits& limits, json* msg);
+
+// The JSON form of a change (short keys; see docs/protocol.md "Change").
+json ChangeToJson(const Change& c);
+// Structural decoding only (types and presence of fields); schema checks are
+// ValidateChange's job. kProtocolError on failure.
+Status ChangeFromJson(const json& j, Change* c);
+
+// Message types.
+namespace msg {
+constexpr const char* kHello = "hello";
+constexpr const char* kWelcome = "welcome";
+constexpr const char* kPush = "push";
+constexpr const char* kAck = "ack";
+constexpr const char* kPull = "pull";
+constexpr const char* kChanges = "changes";
+constexpr const char* kSubscribe = "subscribe";
+constexpr const char* kError = "error";
+}  // namespace msg
+
+// {"type":"error","code":...,"message":...,"fatal":...}
+json ErrorMessage(const Status& st, bool fatal);
+
+}  // namespace fieldsync

@@ -1,0 +1,278 @@
+#include "sync/schema.h"
+
+#include <cstdio>
+#include <set>
+
+namespace fieldsync {
+
+const char* TypeName(ColumnType t) {
+  switch (t) {
+    case ColumnType::kText: return "text";
+    case ColumnType::kInteger: return "integer";
+    case ColumnType::kReal: return "real";
+    case ColumnType::kBoolean: return "boolean";
+    case ColumnType::kEnum: return "enum";
+    case ColumnType::kDate: return "date";
+    case ColumnType::kSet: return "set";
+  }
+  return "?";
+}
+
+const char* PolicyName(MergePolicy p) {
+  switch (p) {
+    case MergePolicy::kLww: return "lww";
+    case MergePolicy::kMv: return "mv";
+    case MergePolicy::kOrSet: return "orset";
+    case MergePolicy::kCounter: return "counter";
+    case MergePolicy::kState: return "state";
+  }
+  return "?";
+}
+
+int ColumnDef::Rank(const std::string& v) const {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (values[i] == v) return static_cast<int>(i);
+  return -1;
+}
+
+const ColumnDef* TableDef::Find(const std::string& column) const {
+  for (const auto& c : columns)
+    if (c.name == column) return &c;
+  return nullptr;
+}
+
+const TableDef* Schema::Find(const std::string& table) const {
+  auto it = by_name_.find(table);
+  return it == by_name_.end() ? nullptr : &tables_[it->second];
+}
+
+bool Schema::ValidIdentifier(const std::string& s) {
+  if (s.empty() || s.size() > 63) return false;
+  if (!(s[0] >= 'a' && s[0] <= 'z')) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+bool ValidRowId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '_'))
+      return false;
+  return true;
+}
+
+namespace {
+
+bool ParseType(const std::string& s, ColumnType* t) {
+  static const std::pair<const char*, ColumnType> kTypes[] = {
+      {"text", ColumnType::kText}, {"integer", ColumnType::kInteger},
+      {"real", ColumnType::kReal}, {"boolean", ColumnType::kBoolean},
+      {"enum", ColumnType::kEnum}, {"date", ColumnType::kDate},
+      {"set", ColumnType::kSet}};
+  for (auto& [n, v] : kTypes)
+    if (s == n) { *t = v; return true; }
+  return false;
+}
+
+bool ParsePolicy(const std::string& s, MergePolicy* p) {
+  static const std::pair<const char*, MergePolicy> kPolicies[] = {
+      {"lww", MergePolicy::kLww}, {"mv", MergePolicy::kMv},
+      {"orset", MergePolicy::kOrSet}, {"counter", MergePolicy::kCounter},
+      {"state", MergePolicy::kState}};
+  for (auto& [n, v] : kPolicies)
+    if (s == n) { *p = v; return true; }
+  return false;
+}
+
+// FNV-1a 64: enough to tell two schema documents apart; not a security hash.
+std::string Fingerprint(const std::string& canonical) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : canonical) { h ^= c; h *= 1099511628211ULL; }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+Status ParseColumn(const std::string& table, const json& j, ColumnDef* c) {
+  auto where = [&](const std::string& what) { return "table '" + table + "': " + what; };
+  if (!j.is_object()) return Status::Schema(where("column entry is not an object"));
+  if (!j.contains("name") || !j["name"].is_string())
+    return Status::Schema(where("column without a string 'name'"));
+  c->name = j["name"].get<std::string>();
+  if (!Schema::ValidIdentifier(c->name) || c->name == "id")
+    return Status::Schema(where("bad column name '" + c->name + "'"));
+  std::string type = j.value("type", "");
+  if (!ParseType(type, &c->type))
+    return Status::Schema(where("column '" + c->name + "' has unknown type '" + type + "'"));
+  std::string merge = j.value("merge", "lww");
+  if (!ParsePolicy(merge, &c->merge))
+    return Status::Schema(where("column '" + c->name + "' has unknown merge '" + merge + "'"));
+  if (j.contains("values")) {
+    if (!j["values"].is_array()) return Status::Schema(where("'values' must be an array"));
+    for (const auto& v : j["values"]) {
+      if (!v.is_string()) return Status::Schema(where("'values' must hold strings"));
+      c->values.push_back(v.get<std::string>());
+    }
+  }
+  c->references = j.value("references", "");
+  c->max_length = j.value("max_length", static_cast<size_t>(0));
+  if (c->max_length == 0 || c->max_length > kDefaultMaxTextBytes) c->max_length = kDefaultMaxTextBytes;
+
+  // Which merge policies make sense for which types.
+  bool ok = true;
+  switch (c->merge) {
+    case MergePolicy::kLww:
+    case MergePolicy::kMv: ok = c->type != ColumnType::kSet; break;
+    case MergePolicy::kOrSet: ok = c->type == ColumnType::kSet; break;
+    case MergePolicy::kCounter: ok = c->type == ColumnType::kInteger || c->type == ColumnType::kReal; break;
+    case MergePolicy::kState: ok = c->type == ColumnType::kEnum; break;
+  }
+  if (!ok)
+    return Status::Schema(where("column '" + c->name + "': merge '" + merge +
+                                "' does not fit type '" + type + "'"));
+  if (c->type == ColumnType::kEnum && c->values.empty())
+    return Status::Schema(where("enum column '" + c->name + "' needs 'values'"));
+  std::set<std::string> uniq(c->values.begin(), c->values.end());
+  if (uniq.size() != c->values.size())
+    return Status::Schema(where("column '" + c->name + "' repeats a value"));
+  return Status::OK();
+}
+
+}  // namespace
+
+Status Schema::Parse(const json& doc, Schema* out) {
+  if (!doc.is_object()) return Status::Schema("schema document is not a JSON object");
+  Schema s;
+  s.name_ = doc.value("name", "");
+  if (!doc.contains("version") || !doc["version"].is_number_integer())
+    return Status::Schema("schema needs an integer 'version'");
+  s.version_ = doc["version"].get<int>();
+  if (!doc.contains("tables") || !doc["tables"].is_array() || doc["tables"].empty())
+    return Status::Schema("schema needs a non-empty 'tables' array");
+  for (const auto& tj : doc["tables"]) {
+    TableDef t;
+    if (!tj.is_object() || !tj.contains("name") || !tj["name"].is_string())
+      return Status::Schema("table entry without a string 'name'");
+    t.name = tj["name"].get<std::string>();
+    if (!ValidIdentifier(t.name) || t.name.rfind("fs_", 0) == 0)
+      return Status::Schema("bad table name '" + t.name + "'");
+    if (s.by_name_.count(t.name)) return Status::Schema("table '" + t.name + "' declared twice");
+    std::string access = tj.value("access", "read_write");
+    if (access != "read_write" && access != "reference")
+      return Status::Schema("table '" + t.name + "': access must be read_write or reference");
+    t.reference = access == "reference";
+    if (tj.contains("parent")) {
+      const auto& p = tj["parent"];
+      t.parent_column = p.value("column", "");
+      t.parent_table = p.value("table", "");
+    }
+    if (!tj.contains("columns") || !tj["columns"].is_array() || tj["columns"].empty())
+      return Status::Schema("table '" + t.name + "' needs a non-empty 'columns' array");
+    if (tj["columns"].size() > kMaxColumnsPerTable)
+      return Status::Schema("table '" + t.name + "' has too many columns");
+    for (const auto& cj : tj["columns"]) {
+      ColumnDef c;
+      Status st = ParseColumn(t.name, cj, &c);
+      if (!st.ok()) return st;
+      if (t.Find(c.name)) return Status::Schema("table '" + t.name + "': column '" + c.name + "' declared twice");
+      c.index = static_cast<int>(t.columns.size());
+      t.columns.push_back(std::move(c));
+    }
+    if (!t.parent_column.empty() && !t.Find(t.parent_column))
+      return Status::Schema("table '" + t.name + "': parent column '" + t.parent_column + "' is not a column");
+    s.by_name_[t.name] = s.tables_.size();
+    s.tables_.push_back(std::move(t));
+  }
+  for (const auto& t : s.tables_) {
+    if (!t.parent_table.empty() && !s.Find(t.parent_table))
+      return Status::Schema("table '" + t.name + "': parent table '" + t.parent_table + "' is unknown");
+    for (const auto& c : t.columns)
+      if (!c.references.empty() && !s.Find(c.references))
+        return Status::Schema("table '" + t.name + "': column '" + c.name +
+                              "' references unknown table '" + c.references + "'");
+  }
+  s.doc_ = doc;
+  s.fingerprint_ = Fingerprint(doc.dump());
+  *out = std::move(s);
+  return Status::OK();
+}
+
+Status Schema::ParseText(const std::string& text, Schema* out) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Status::Schema("schema is not valid JSON");
+  return Parse(doc, out);
+}
+
+namespace {
+bool IsDate(const std::string& s) {
+  // YYYY-MM-DD, optionally followed by 'T' and a time (ISO 8601).
+  if (s.size() < 10 || s.size() > 35) return false;
+  for (int i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (s[i] < '0' || s[i] > '9') return false;
+  if (s[4] != '-' || s[7] != '-') return false;
+  int month = (s[5] - '0') * 10 + (s[6] - '0');
+  int day = (s[8] - '0') * 10 + (s[9] - '0');
+  if (month < 1 || month > 12 || day < 1 || day > 31) return false;
+  return s.size() == 10 || s[10] == 'T';
+}
+
+std::string Where(const TableDef& t, const ColumnDef& c) { return t.name + "." + c.name; }
+}  // namespace
+
+Status Schema::CheckMember(const TableDef& t, const ColumnDef& c, const json& m) {
+  if (!m.is_string()) return Status::Schema(Where(t, c) + ": set members must be strings");
+  const auto& s = m.get_ref<const std::string&>();
+  if (s.empty() || s.size() > c.max_length)
+    return Status::Schema(Where(t, c) + ": set member is empty or too long");
+  if (!c.values.empty() && c.Rank(s) < 0)
+    return Status::Schema(Where(t, c) + ": '" + s + "' is not one of the allowed members");
+  return Status::OK();
+}
+
+Status Schema::CheckValue(const TableDef& t, const ColumnDef& c, const json& v) {
+  auto bad = [&](const char* want) {
+    return Status::Schema(Where(t, c) + ": expected " + want + ", got " + std::string(v.type_name()));
+  };
+  if (v.is_null()) {
+    if (c.merge == MergePolicy::kCounter) return bad("a number");
+    return Status::OK();
+  }
+  switch (c.type) {
+    case ColumnType::kText:
+      if (!v.is_string()) return bad("text");
+      if (v.get_ref<const std::string&>().size() > c.max_length)
+        return Status::Schema(Where(t, c) + ": text longer than " + std::to_string(c.max_length) + " bytes");
+      return Status::OK();
+    case ColumnType::kInteger:
+      if (!v.is_number_integer()) return bad("an integer");
+      return Status::OK();
+    case ColumnType::kReal:
+      if (!v.is_number()) return bad("a number");
+      return Status::OK();
+    case ColumnType::kBoolean:
+      if (!v.is_boolean()) return bad("a boolean");
+      return Status::OK();
+    case ColumnType::kEnum:
+      if (!v.is_string()) return bad("one of the enum values");
+      if (c.Rank(v.get<std::string>()) < 0)
+        return Status::Schema(Where(t, c) + ": '" + v.get<std::string>() + "' is not one of the allowed values");
+      return Status::OK();
+    case ColumnType::kDate:
+      if (!v.is_string() || !IsDate(v.get<std::string>())) return bad("a date YYYY-MM-DD[Thh:mm:ss...]");
+      return Status::OK();
+    case ColumnType::kSet: {
+      if (!v.is_array()) return bad("an array of strings");
+      if (v.size() > kMaxSetMembers) return Status::Schema(Where(t, c) + ": too many set members");
+      for (const auto& m : v) {
+        Status st = CheckMember(t, c, m);
+        if (!st.ok()) return st;
+      }
+      return Status::OK();
+    }
+  }
+  return bad("?");
+}
+
+}  // namespace fieldsync
