@@ -3,6 +3,7 @@
 // Every command prints its own --help. Exit codes: 0 success, 1 the
 // operation failed (the message says why), 2 bad usage.
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -156,6 +157,8 @@ int CmdImport(const Args& a) {
     // server's store as the server's own writes, with the server stopped or
     // running (SQLite serializes the two writers).
     store::ServerStore ss;
+    std::error_code ec;
+    std::filesystem::create_directories(a.Get("server-data"), ec);
     if (!(st = ss.Open(a.Get("server-data") + "/server.db", schema)).ok()) return Fail(st);
     HybridClock clock(ss.node());
     int64_t last = 0;

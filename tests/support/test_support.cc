@@ -1,0 +1,196 @@
+#include "tests/support/test_support.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <gtest/gtest.h>
+
+namespace fieldsync::testing {
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "fieldsync-XXXXXX").string();
+  char* p = ::mkdtemp(tmpl.data());
+  if (!p) std::abort();
+  path_ = p;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Schema FieldSalesSchema() {
+  const char* path = std::getenv("FIELDSYNC_SCHEMA");
+  if (!path) {
+    ADD_FAILURE() << "FIELDSYNC_SCHEMA is not set (ctest sets it)";
+    std::abort();
+  }
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Schema s;
+  Status st = Schema::ParseText(ss.str(), &s);
+  if (!st.ok()) {
+    ADD_FAILURE() << st.ToString();
+    std::abort();
+  }
+  return s;
+}
+
+TestServer::TestServer(server::ServerOptions opts, const Schema& schema) : opts_(std::move(opts)), schema_(schema) {
+  opts_.data_dir = dir_.File("server");
+  opts_.address = "127.0.0.1";
+  opts_.log = std::getenv("FIELDSYNC_TEST_LOG") != nullptr;
+  srv_ = std::make_unique<server::Server>(opts_, schema_);
+  Status st = srv_->Start();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  port_ = srv_->port();
+}
+
+TestServer::~TestServer() { Stop(); }
+
+void TestServer::Stop() {
+  if (srv_) srv_->Stop();
+  srv_.reset();
+}
+
+void TestServer::Restart() {
+  Stop();
+  opts_.port = port_;
+  srv_ = std::make_unique<server::Server>(opts_, schema_);
+  Status st = srv_->Start();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+}
+
+SyncOptions TestServer::sync_options() const {
+  SyncOptions o;
+  o.url = url();
+  o.request_timeout_ms = 10000;
+  return o;
+}
+
+std::string TestServer::Dump() {
+  std::ostringstream os;
+  Status st = srv_->hub().Dump([&](const json& l) { os << l.dump() << "\n"; });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return os.str();
+}
+
+std::string DumpText(Replica& r) {
+  std::ostringstream os;
+  Status st = r.Dump([&](const json& l) { os << l.dump() << "\n"; });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return os.str();
+}
+
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+struct RawPeer::Impl {
+  net::io_context ioc;
+  websocket::stream<tcp::socket> ws{ioc};
+  bool ok = false;
+  beast::flat_buffer buf;
+};
+
+RawPeer::RawPeer(const std::string& url) : impl_(std::make_unique<Impl>()) {
+  // url: ws://127.0.0.1:PORT/
+  std::string rest = url.substr(5);
+  std::string host = rest.substr(0, rest.find(':'));
+  std::string port = rest.substr(rest.find(':') + 1);
+  port = port.substr(0, port.find('/'));
+  beast::error_code ec;
+  tcp::resolver res(impl_->ioc);
+  auto eps = res.resolve(host, port, ec);
+  if (ec) return;
+  net::connect(impl_->ws.next_layer(), eps, ec);
+  if (ec) return;
+  impl_->ws.handshake(host, "/", ec);
+  impl_->ws.read_message_max(64u << 20);
+  impl_->ok = !ec;
+}
+
+RawPeer::~RawPeer() {
+  beast::error_code ec;
+  impl_->ws.next_layer().close(ec);
+}
+
+bool RawPeer::connected() const { return impl_->ok; }
+
+bool RawPeer::SendBinary(const std::string& bytes) {
+  beast::error_code ec;
+  impl_->ws.binary(true);
+  impl_->ws.write(net::buffer(bytes), ec);
+  return !ec;
+}
+
+bool RawPeer::SendText(const std::string& text) {
+  beast::error_code ec;
+  impl_->ws.text(true);
+  impl_->ws.write(net::buffer(text), ec);
+  return !ec;
+}
+
+namespace {
+// Runs a read with a deadline: the socket is closed when time runs out.
+bool ReadWithTimeout(RawPeer::Impl& I, int timeout_ms, beast::error_code* out_ec) {
+  bool done = false;
+  I.ws.async_read(I.buf, [&](beast::error_code ec, size_t) {
+    *out_ec = ec;
+    done = true;
+  });
+  I.ioc.restart();
+  I.ioc.run_for(std::chrono::milliseconds(timeout_ms));
+  if (!done) {
+    beast::error_code ignore;
+    I.ws.next_layer().close(ignore);
+    I.ioc.restart();
+    I.ioc.run();
+    *out_ec = net::error::timed_out;
+    return false;
+  }
+  return !*out_ec;
+}
+}  // namespace
+
+bool RawPeer::Receive(json* m, int timeout_ms) {
+  beast::error_code ec;
+  if (!ReadWithTimeout(*impl_, timeout_ms, &ec)) return false;
+  std::string frame = beast::buffers_to_string(impl_->buf.data());
+  impl_->buf.consume(impl_->buf.size());
+  if (impl_->ws.got_text()) frame.insert(frame.begin(), '\0');
+  Limits big{64u << 20, 256u << 20, 1u << 20, 1u << 20, 64};
+  return DecodeFrame(frame, big, m).ok();
+}
+
+bool RawPeer::Hello(uint64_t node, json* welcome) {
+  json w;
+  if (!Send({{"type", "hello"}, {"protocol", {1}}, {"node", ToHex(node)}, {"client", "raw-test-peer"}}))
+    return false;
+  if (!Receive(&w) || w.value("type", "") != "welcome") return false;
+  if (welcome) *welcome = w;
+  return true;
+}
+
+bool RawPeer::ClosedByServer(int timeout_ms) {
+  for (;;) {
+    beast::error_code ec;
+    if (ReadWithTimeout(*impl_, timeout_ms, &ec)) {
+      impl_->buf.consume(impl_->buf.size());
+      continue;  // drain anything sent before the close
+    }
+    return ec != net::error::timed_out;
+  }
+}
+
+}  // namespace fieldsync::testing
