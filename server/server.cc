@@ -23,6 +23,9 @@ Status Hub::Open() {
   // The server's node id survives restarts like a replica's.
   node_ = store_.node();
   clock_ = HybridClock(node_);
+  Hlc last = 0;
+  if (!(st = store_.MaxHlc(&last)).ok()) return st;
+  clock_.Restore(last);
   int64_t head = 0;
   if (!(st = store_.Head(&head)).ok()) return st;
   head_ = head;
@@ -103,7 +106,7 @@ void Hub::Log(const std::string& line) {
 }
 
 Server::Server(ServerOptions opts, Schema schema)
-    : opts_(std::move(opts)), hub_(std::make_unique<Hub>(opts_, schema)), acceptor_(ioc_) {}
+    : opts_(std::move(opts)), hub_(std::make_unique<Hub>(opts_, schema)), acceptor_(net::make_strand(ioc_)) {}
 
 Server::~Server() { Stop(); }
 
@@ -137,8 +140,8 @@ Status Server::Start() {
 void Server::Accept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec, tcp::socket socket) {
     if (ec) {
-      if (ec != net::error::operation_aborted) hub_->Log("accept failed: " + ec.message());
-      if (!acceptor_.is_open()) return;
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+      hub_->Log("accept failed: " + ec.message());
     } else if (!hub_->AdmitConnection()) {
       hub_->Log("connection limit reached, refusing a connection");
       boost::system::error_code ignore;
@@ -162,7 +165,9 @@ void Server::Stop() {
     Wait();
     return;
   }
-  net::post(ioc_, [this] {
+  // The acceptor lives on its own strand: closing it must not race the
+  // accept handler that re-arms it on an io thread.
+  net::post(acceptor_.get_executor(), [this] {
     boost::system::error_code ec;
     acceptor_.close(ec);
     if (signals_) signals_->cancel(ec);

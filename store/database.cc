@@ -22,6 +22,10 @@ Statement& Statement::BindNull(int i) {
 }
 
 bool Statement::Step() {
+  if (!stmt_) {
+    status_ = Status::IoError("sqlite: statement failed to prepare");
+    return false;
+  }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc != SQLITE_DONE)
@@ -38,9 +42,11 @@ Status Statement::Run() {
 }
 
 void Statement::Reset() {
-  sqlite3_reset(stmt_);
-  sqlite3_clear_bindings(stmt_);
-  status_ = Status::OK();
+  if (stmt_) {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    status_ = Status::OK();
+  }
 }
 
 int64_t Statement::Int(int col) const { return sqlite3_column_int64(stmt_, col); }
@@ -93,7 +99,6 @@ Status Database::Exec(const std::string& sql) {
 }
 
 Statement& Database::Prepare(const std::string& sql, Status* st) {
-  static Statement dead;  // returned on failure; stepping it is a no-op error
   auto it = cache_.find(sql);
   if (it != cache_.end()) {
     it->second->Reset();
@@ -106,7 +111,8 @@ Statement& Database::Prepare(const std::string& sql, Status* st) {
                : SQLITE_MISUSE;
   if (rc != SQLITE_OK) {
     *st = Status::IoError("sqlite prepare: " + LastError() + " in: " + sql);
-    return dead;
+    dead_.status_ = Status::OK();  // stepping it fails with an error; it never crashes
+    return dead_;
   }
   auto s = std::make_unique<Statement>(raw);
   Statement& ref = *s;

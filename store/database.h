@@ -86,6 +86,7 @@ class Database {
  private:
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+  Statement dead_;  // what a failed Prepare returns (per connection: no shared state)
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit().

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 
 #include "sync/protocol.h"
@@ -10,6 +11,8 @@
 namespace fieldsync::store {
 
 namespace {
+
+constexpr int64_t kFormatVersion = 1;
 
 std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
 
@@ -118,6 +121,14 @@ Status Store::CreateTables() {
       if (!st.ok()) return st;
     }
   }
+  // The layout of the fs_* tables (docs/storage.md). A file from a newer
+  // FieldSync is refused rather than misread.
+  int64_t format = 0;
+  if (!(st = GetMetaInt("format", kFormatVersion, &format)).ok()) return st;
+  if (format > kFormatVersion)
+    return Status(Code::kUnsupported, "file format " + std::to_string(format) + " is newer than this build's " +
+                                          std::to_string(kFormatVersion));
+  if (!(st = SetMetaInt("format", kFormatVersion)).ok()) return st;
   if (!(st = SetMeta("schema_fingerprint", schema_.fingerprint())).ok()) return st;
   if (!(st = SetMeta("schema", schema_.document().dump())).ok()) return st;
   return tx.Commit();
@@ -316,6 +327,58 @@ Status Store::ApplyChange(const Change& c, ApplyOutcome* out) {
   if (!(st = SaveField(c.table, c.row, *col, m.state)).ok()) return st;
   out->changed = true;
   return WriteColumn(*t, *col, c.row, m.state.value);
+}
+
+Status Store::Restamp(const Change& old, Stamp fresh) {
+  Status st;
+  const TableDef* t = Table(old.table, &st);
+  if (!t) return st;
+  if (old.op == Op::kDelete) {
+    Statement& s = db_.Prepare("UPDATE fs_tombstones SET hlc=?, node=? WHERE tbl=? AND row_id=? AND hlc=? AND node=?", &st);
+    if (!st.ok()) return st;
+    s.Bind(1, fresh.hlc).Bind(2, fresh.node).Bind(3, old.table).Bind(4, old.row).Bind(5, old.stamp.hlc);
+    s.Bind(6, old.stamp.node);
+    return s.Run();
+  }
+  const ColumnDef* col = t->Find(old.column);
+  if (!col) return Status::NotFound("unknown column '" + old.table + "." + old.column + "'");
+  FieldState f;
+  if (!(st = LoadField(old.table, old.row, *col, &f)).ok() || !f.present) return st;
+  bool changed = false;
+  if (f.stamp == old.stamp) {
+    f.stamp = fresh;
+    changed = true;
+  }
+  const std::string node = ToHex(old.stamp.node), hlc = ToHex(old.stamp.hlc);
+  bool value_changed = false;
+  if (col->merge == MergePolicy::kMv && f.crdt.is_array()) {
+    for (auto& e : f.crdt)
+      if (e.value("n", "") == node && e.value("h", "") == hlc) {
+        e["h"] = ToHex(fresh.hlc);
+        changed = true;
+      }
+    // Entries stay ordered by stamp (fixed-width hex sorts like the number),
+    // and the column shows the newest.
+    std::vector<json> es(f.crdt.begin(), f.crdt.end());
+    std::sort(es.begin(), es.end(), [](const json& a, const json& b) {
+      return std::make_pair(a.value("h", ""), a.value("n", "")) < std::make_pair(b.value("h", ""), b.value("n", ""));
+    });
+    f.crdt = es;
+    if (!es.empty() && f.value != es.back()["v"]) {
+      f.value = es.back()["v"];
+      value_changed = true;
+    }
+  } else if (col->merge == MergePolicy::kOrSet && old.op == Op::kAdd && old.value.is_string() &&
+             f.crdt.is_object() && f.crdt.contains(old.value.get<std::string>())) {
+    json& adds = f.crdt[old.value.get<std::string>()]["a"];
+    if (adds.value(node, "") == hlc) {
+      adds[node] = ToHex(fresh.hlc);
+      changed = true;
+    }
+  }
+  if (!changed) return Status::OK();
+  if (!(st = SaveField(old.table, old.row, *col, f)).ok()) return st;
+  return value_changed ? WriteColumn(*t, *col, old.row, f.value) : Status::OK();
 }
 
 Status Store::ReadRow(const TableDef& t, Statement& s, json* row) {
@@ -568,8 +631,9 @@ Status Store::OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector
     Change c;
     Status cs = ChangeFromJson(ParseJsonText(s.Text(1)), &c);
     if (!cs.ok()) {
+      int64_t bad = s.Int(0);
       s.Reset();
-      return Status::Corruption("outbox entry " + std::to_string(s.Int(0)) + ": " + cs.message());
+      return Status::Corruption("outbox entry " + std::to_string(bad) + ": " + cs.message());
     }
     seqs->push_back(s.Int(0));
     changes->push_back(std::move(c));
@@ -585,6 +649,21 @@ Status Store::OutboxRemoveThrough(int64_t seq) {
   if (!st.ok()) return st;
   s.Bind(1, seq);
   return s.Run();
+}
+
+Status Store::OutboxMaxHlcAtMost(Hlc limit, Hlc* out) {
+  *out = 0;
+  Status st;
+  Statement& s = db_.Prepare("SELECT change FROM fs_outbox", &st);
+  if (!st.ok()) return st;
+  while (s.Step()) {
+    Change c;
+    if (ChangeFromJson(ParseJsonText(s.Text(0)), &c).ok() && c.stamp.hlc <= limit && c.stamp.hlc > *out)
+      *out = c.stamp.hlc;
+  }
+  st = s.status();
+  s.Reset();
+  return st;
 }
 
 Status Store::OutboxCount(int64_t* n) {
@@ -649,7 +728,13 @@ Status Store::GetMetaInt(const std::string& key, int64_t def, int64_t* value) {
   bool found = false;
   Status st = GetMeta(key, &v, &found);
   if (!st.ok()) return st;
-  *value = found ? std::stoll(v) : def;
+  if (!found) {
+    *value = def;
+    return Status::OK();
+  }
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), *value);
+  if (ec != std::errc() || end != v.data() + v.size())
+    return Status::Corruption("fs_meta '" + key + "' is not an integer: " + v);
   return Status::OK();
 }
 

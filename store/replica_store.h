@@ -73,6 +73,13 @@ class Store {
   // as conflict records (docs/merge.md, "Row delete").
   Status RowContext(const TableDef& t, const std::string& row, VersionVector* seen);
 
+  // Moves a local change that the server refused for clock skew to a fresh
+  // stamp, in the field metadata where it lives, so the replica's state is
+  // what the re-stamped change produces elsewhere (see docs/merge.md,
+  // "Clock skew"). Call inside a transaction, with the fresh change
+  // appended to the outbox in the same transaction.
+  Status Restamp(const Change& old, Stamp fresh);
+
   // ---- reads -------------------------------------------------------------
   // The row as {"id": ..., column: value, ...}; columns never written are
   // omitted. Conflicted mv fields add "_conflicts": {column: [values...]}.
@@ -93,6 +100,8 @@ class Store {
   Status OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs);
   Status OutboxRemoveThrough(int64_t seq);
   Status OutboxCount(int64_t* n);
+  // The largest stamp in the outbox that is at most `limit` (0 if none).
+  Status OutboxMaxHlcAtMost(Hlc limit, Hlc* out);
 
   Status AddRejection(const Change& c, const std::string& code, const std::string& message);
   Status ListRejections(std::vector<Rejection>* out);

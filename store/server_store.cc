@@ -10,7 +10,7 @@ Status ServerStore::Open(const std::string& path, const Schema& schema) {
   Status st = store_.Open(path, schema);
   if (!st.ok()) return st;
   st = store_.db().Exec(
-      "CREATE TABLE IF NOT EXISTS fs_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, node INTEGER NOT NULL, "
+      "CREATE TABLE IF NOT EXISTS fs_log(seq INTEGER PRIMARY KEY, node INTEGER NOT NULL, "
       "hlc INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE(node, hlc))");
   if (!st.ok()) {
     store_.Close();
@@ -55,9 +55,15 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
     c.seq = 0;
     Status st;
     Statement& ins = db.Prepare("INSERT OR IGNORE INTO fs_log(node, hlc, change) VALUES(?,?,?)", &st);
-    if (!st.ok()) return st;
+    if (!st.ok()) {
+      applied->clear();
+      return st;
+    }
     ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).Bind(3, ChangeToJson(c).dump());
-    if (!(st = ins.Run()).ok()) return st;
+    if (!(st = ins.Run()).ok()) {
+      applied->clear();
+      return st;
+    }
     if (db.Changes() == 0) {
       r.result = ChangeResult::kDuplicate;
       continue;
@@ -65,7 +71,10 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
     c.seq = db.LastInsertRowid();
     r.seq = c.seq;
     ApplyOutcome outcome;
-    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+    if (!(st = store_.ApplyChange(c, &outcome)).ok()) {
+      applied->clear();  // the transaction rolls back: nothing was applied
+      return st;
+    }
     clock->Observe(c.stamp.hlc);
     applied->push_back(std::move(c));
   }
@@ -77,6 +86,14 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
 Status ServerStore::WriteRows(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
                               std::vector<Change>* applied) {
   applied->clear();
+  if (clock->node() != node_) return Status::InvalidArgument("WriteRows needs a clock of the server's node");
+  Status st = WriteRowsLocked(rows, now_ms, clock, applied);
+  if (!st.ok()) applied->clear();  // the transaction rolled back
+  return st;
+}
+
+Status ServerStore::WriteRowsLocked(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
+                                    std::vector<Change>* applied) {
   Database& db = store_.db();
   Transaction tx(&db);
   if (!tx.status().ok()) return tx.status();
@@ -118,9 +135,7 @@ Status ServerStore::WriteRows(const std::vector<json>& rows, uint64_t now_ms, Hy
       }
     }
   }
-  Status st = tx.Commit();
-  if (!st.ok()) applied->clear();
-  return st;
+  return tx.Commit();
 }
 
 Status ServerStore::ReadLog(int64_t after, size_t limit, NodeId exclude_node, std::vector<Change>* out,
@@ -145,6 +160,16 @@ Status ServerStore::ReadLog(int64_t after, size_t limit, NodeId exclude_node, st
     c.seq = *scanned_to;
     out->push_back(std::move(c));
   }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status ServerStore::MaxHlc(Hlc* hlc) {
+  Status st;
+  Statement& s = store_.db().Prepare("SELECT coalesce(max(hlc), 0) FROM fs_log", &st);
+  if (!st.ok()) return st;
+  *hlc = s.Step() ? static_cast<Hlc>(s.Int(0)) : 0;
   st = s.status();
   s.Reset();
   return st;

@@ -58,8 +58,14 @@ class ServerStore {
   Status ReadLog(int64_t after, size_t limit, NodeId exclude_node, std::vector<Change>* out,
                  int64_t* scanned_to);
   Status Head(int64_t* seq);
+  // The largest HLC in the log: a restarted server's clock resumes past it
+  // even if the wall clock went back.
+  Status MaxHlc(Hlc* hlc);
 
  private:
+  Status WriteRowsLocked(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
+                         std::vector<Change>* applied);
+
   Store store_;
   NodeId node_ = 0;
 };

@@ -77,10 +77,17 @@ class HybridClock {
   // reopened replica never goes backwards even if the wall clock did.
   Hlc last() const { return last_; }
   void Restore(Hlc last) { if (last > last_) last_ = last; }
+  // Moves the clock BACK to `to`. Only safe when no timestamp above `to`
+  // has been accepted anywhere else (the server refused them all as skewed):
+  // the SDK calls it after a device's date was found far ahead, so its
+  // re-stamped changes fall within the bound instead of a year ahead.
+  void Rewind(Hlc to) { last_ = to; }
 
   // Corrects the physical source by a fixed offset (ms); used by the SDK when
   // the server reports a wall time far from the device's.
   void SetOffset(int64_t offset_ms) { offset_ms_ = offset_ms; }
+  // The corrected physical time (source + offset) in ms.
+  uint64_t PhysicalNow() const { return Physical(); }
   int64_t offset() const { return offset_ms_; }
 
  private:

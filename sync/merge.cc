@@ -129,11 +129,14 @@ MergeResult MergeCounter(const ColumnDef& col, const FieldState& cur, const Chan
       grew = true;
     }
   }
-  if (!grew && cur.present) return r;
+  // The field's stamp is the newest change merged, whatever it contributed,
+  // so every arrival order ends with the same stamp.
+  Stamp stamp = cur.present ? std::max(cur.stamp, c.stamp) : c.stamp;
+  if (!grew && cur.present && stamp == cur.stamp) return r;
   totals[key] = mine;
   r.changed = true;
   r.state.present = true;
-  r.state.stamp = std::max(cur.stamp, c.stamp);
+  r.state.stamp = stamp;
   r.state.crdt = totals;
   r.state.value = SumCounter(col, totals);
   return r;
@@ -170,13 +173,18 @@ MergeResult MergeOrset(const FieldState& cur, const Change& c) {
   } else {
     JoinInto(&removes, c.ctx);
   }
-  if (adds == before_a && removes == before_r && cur.present) return r;
-  entry["a"] = VersionVectorToJson(adds);
-  entry["r"] = VersionVectorToJson(removes);
-  members[m] = entry;
+  Stamp stamp = cur.present ? std::max(cur.stamp, c.stamp) : c.stamp;
+  if (adds == before_a && removes == before_r && cur.present && stamp == cur.stamp) return r;
+  // An entry with no adds and no removes says nothing: never store one, so a
+  // remove of a member nobody added leaves the same state in every order.
+  if (!adds.empty() || !removes.empty()) {
+    entry["a"] = VersionVectorToJson(adds);
+    entry["r"] = VersionVectorToJson(removes);
+    members[m] = entry;
+  }
   r.changed = true;
   r.state.present = true;
-  r.state.stamp = std::max(cur.stamp, c.stamp);
+  r.state.stamp = stamp;
   r.state.crdt = members;
   r.state.value = OrsetValue(members);
   return r;

@@ -40,6 +40,7 @@ constexpr const char* kMetaNode = "node";
 constexpr const char* kMetaHlc = "hlc";
 constexpr const char* kMetaCursor = "cursor";
 constexpr const char* kMetaLastSync = "last_sync_ms";
+constexpr const char* kMetaAckedHlc = "acked_hlc";  // newest own stamp the server holds
 
 }  // namespace
 
@@ -116,7 +117,8 @@ std::string Replica::NewId() {
          h.substr(20, 12);
 }
 
-Status Replica::Open(const std::string& path, const Schema& schema, std::unique_ptr<Replica>* out) {
+Status Replica::Open(const std::string& path, const Schema& schema, std::unique_ptr<Replica>* out,
+                     const ReplicaOptions& options) {
   std::unique_ptr<Replica> r(new Replica());
   Status st = r->store_.Open(path, schema);
   if (!st.ok()) return st;
@@ -127,7 +129,7 @@ Status Replica::Open(const std::string& path, const Schema& schema, std::unique_
     do r->node_ = RandomU64(); while (r->node_ == 0);
     if (!(st = r->store_.SetMeta(kMetaNode, ToHex(r->node_))).ok()) return st;
   }
-  r->clock_ = std::make_unique<HybridClock>(r->node_);
+  r->clock_ = std::make_unique<HybridClock>(r->node_, options.clock ? options.clock : HybridClock::PhysicalSource(SystemMillis));
   int64_t last = 0;
   if (!(st = r->store_.GetMetaInt(kMetaHlc, 0, &last)).ok()) return st;
   r->clock_->Restore(static_cast<Hlc>(last));
@@ -450,10 +452,24 @@ class Replica::Session {
     // its changes refused: steer the clock by the server's time instead.
     if (welcome.contains("server_time") && welcome["server_time"].is_number_unsigned()) {
       int64_t server = static_cast<int64_t>(welcome["server_time"].get<uint64_t>());
-      int64_t local = static_cast<int64_t>(SystemMillis());
       std::lock_guard<std::mutex> lock(r_->mu_);
-      int64_t bound = static_cast<int64_t>(r_->clock_->max_drift_ms());
-      if (std::llabs(server - local) > bound / 2) r_->clock_->SetOffset(server - local);
+      HybridClock& clock = *r_->clock_;
+      int64_t raw = static_cast<int64_t>(clock.PhysicalNow()) - clock.offset();
+      int64_t bound = static_cast<int64_t>(clock.max_drift_ms());
+      if (std::llabs(server - static_cast<int64_t>(clock.PhysicalNow())) > bound / 2) clock.SetOffset(server - raw);
+      // Stamps handed out while the date was far ahead will be refused; the
+      // clock goes back to the newest stamp that can still be accepted, so
+      // their re-stamped copies (and new edits) land within the bound.
+      Hlc limit = MakeHlc(static_cast<uint64_t>(server + bound), 0);
+      if (clock.last() > limit) {
+        int64_t acked = 0;
+        Hlc pending = 0;
+        Status st = r_->store_.GetMetaInt(kMetaAckedHlc, 0, &acked);
+        if (st.ok()) st = r_->store_.OutboxMaxHlcAtMost(limit, &pending);
+        if (!st.ok()) return st;
+        Hlc floor = std::max({MakeHlc(static_cast<uint64_t>(server), 0), static_cast<Hlc>(acked), pending});
+        clock.Rewind(floor);
+      }
     }
     return Status::OK();
   }
@@ -478,7 +494,14 @@ class Replica::Session {
       if (!(st = Send({{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}})).ok()) return st;
       json ack;
       if (!(st = Await(msg::kAck, batch, &ack)).ok()) return st;
+      int64_t restamped_before = report_.restamped;
       if (!(st = Acknowledge(changes, seqs, ack)).ok()) return st;
+      // Re-stamped changes go round once more; if a whole batch keeps coming
+      // back skewed, the clocks disagree beyond repair here: say so.
+      bool all_restamped = report_.restamped - restamped_before == static_cast<int64_t>(changes.size());
+      skewed_rounds_ = all_restamped ? skewed_rounds_ + 1 : 0;
+      if (skewed_rounds_ >= 3)
+        return Status(Code::kClockSkew, "the server keeps refusing this device's timestamps; check the date");
     }
   }
 
@@ -617,14 +640,20 @@ class Replica::Session {
       if (why.first == CodeName(Code::kClockSkew)) {
         Change c = changes[i];
         c.stamp = {r_->clock_->Now(), r_->node_};
-        store::ApplyOutcome outcome;
-        if (!(st = r_->store_.ApplyChange(c, &outcome)).ok()) return st;
+        if (!(st = r_->store_.Restamp(changes[i], c.stamp)).ok()) return st;
         if (!(st = r_->store_.OutboxAppend(c)).ok()) return st;
         ++restamped;
       } else if (!(st = r_->store_.AddRejection(changes[i], why.first, why.second)).ok()) {
         return st;
       }
     }
+    Hlc acked = 0;
+    for (size_t i = 0; i < changes.size(); ++i)
+      if (!refused.count(i)) acked = std::max(acked, changes[i].stamp.hlc);
+    int64_t had = 0;
+    if (!(st = r_->store_.GetMetaInt(kMetaAckedHlc, 0, &had)).ok()) return st;
+    if (acked > static_cast<Hlc>(had) && !(st = r_->store_.SetMetaInt(kMetaAckedHlc, static_cast<int64_t>(acked))).ok())
+      return st;
     if (!(st = r_->store_.OutboxRemoveThrough(seqs.back())).ok()) return st;
     if (!(st = r_->store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(r_->clock_->last()))).ok()) return st;
     if (!(st = tx.Commit()).ok()) return st;
@@ -641,6 +670,7 @@ class Replica::Session {
   Encoding enc_ = Encoding::kJson;
   size_t server_max_push_ = 5000;
   int64_t batch_id_ = 0;
+  int skewed_rounds_ = 0;
   int64_t request_id_ = 0;
   SyncReport report_;
 };

@@ -114,3 +114,41 @@ TEST(Durability, RefusedLocalWriteChangesNothing) {
 
 }  // namespace
 }  // namespace fieldsync
+
+namespace fieldsync {
+namespace {
+
+// A tablet whose date is an hour ahead: its offline edits are refused for
+// clock skew, re-stamped by the SDK, and everyone still converges.
+TEST(ClockSkew, FutureDatedDeviceIsRestampedAndConverges) {
+  testing::TempDir dir;
+  testing::TestServer server;
+  Schema schema = testing::FieldSalesSchema();
+  ReplicaOptions ahead;
+  ahead.clock = [] { return SystemMillis() + 3600 * 1000; };
+  std::unique_ptr<Replica> a, b;
+  ASSERT_TRUE(Replica::Open(dir.File("a.db"), schema, &a, ahead).ok());
+  ASSERT_TRUE(Replica::Open(dir.File("b.db"), schema, &b).ok());
+  ASSERT_TRUE(a->Put("accounts", "acc1", {{"phone", "from-a"}, {"notes", "a's note"}}).ok());
+  ASSERT_TRUE(a->Put("contacts", "c1", {{"buying_roles", {"user"}}}).ok());
+  SyncReport rep;
+  ASSERT_TRUE(a->Sync(server.sync_options(), &rep).ok());
+  EXPECT_EQ(rep.restamped, 3);
+  EXPECT_EQ(rep.rejected, 0);
+  EXPECT_EQ(a->GetSyncStatus().pending, 0);
+  // The server's clock was not dragged an hour ahead: b's later write wins.
+  ASSERT_TRUE(b->Sync(server.sync_options()).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  ASSERT_TRUE(b->Put("accounts", "acc1", {{"phone", "from-b"}, {"notes", "b's note"}}).ok());
+  ASSERT_TRUE(b->Sync(server.sync_options()).ok());
+  ASSERT_TRUE(a->Sync(server.sync_options()).ok());
+  json row;
+  ASSERT_TRUE(a->Get("accounts", "acc1", &row).ok());
+  EXPECT_EQ(row["phone"], "from-b");
+  EXPECT_EQ(row["notes"], "b's note");
+  EXPECT_EQ(testing::DumpText(*a), server.Dump());
+  EXPECT_EQ(testing::DumpText(*b), server.Dump());
+}
+
+}  // namespace
+}  // namespace fieldsync

@@ -110,6 +110,12 @@ struct Conflict {
   bool resolved = false;
 };
 
+struct ReplicaOptions {
+  // Wall clock in ms since the epoch; empty = the system clock. Tests and
+  // the simulator inject their own to model devices with a wrong date.
+  std::function<uint64_t()> clock;
+};
+
 class Replica {
  public:
   ~Replica();
@@ -119,7 +125,8 @@ class Replica {
   // Opens or creates the replica file at `path` for `schema`. A new file gets
   // a fresh random node id. Refuses a file created for another schema only if
   // a column changed type (additive changes are migrated).
-  static Status Open(const std::string& path, const Schema& schema, std::unique_ptr<Replica>* out);
+  static Status Open(const std::string& path, const Schema& schema, std::unique_ptr<Replica>* out,
+                     const ReplicaOptions& options = {});
 
   NodeId node() const { return node_; }
   const Schema& schema() const { return store_.schema(); }

@@ -1,0 +1,499 @@
+// Wire codec: frames (encoding, zstd, limits) and the JSON form of changes.
+#include "sync/protocol.h"
+
+#include <gtest/gtest.h>
+#include <zstd.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fieldsync {
+namespace {
+
+constexpr uint8_t kZstdBit = 0x10;
+constexpr uint64_t kT0 = 1'700'000'000'000ULL;
+
+// zstd-compresses `data`; without the content size in the frame header when
+// `with_size` is false.
+std::string Zstd(const std::string& data, bool with_size = true) {
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  EXPECT_FALSE(ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, with_size ? 1 : 0)));
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compress2(cctx, out.data(), out.size(), data.data(), data.size());
+  ZSTD_freeCCtx(cctx);
+  EXPECT_FALSE(ZSTD_isError(n)) << ZSTD_getErrorName(n);
+  out.resize(ZSTD_isError(n) ? 0 : n);
+  return out;
+}
+
+std::string Frame(uint8_t flags, const std::string& payload) {
+  return std::string(1, static_cast<char>(flags)) + payload;
+}
+
+std::string MsgPackBytes(const json& j) {
+  std::vector<uint8_t> b = json::to_msgpack(j);
+  return std::string(b.begin(), b.end());
+}
+
+json SmallMessage() { return {{"type", "ping"}, {"n", 1}}; }
+
+// A compressible message well above kCompressThreshold.
+json BigMessage() {
+  json changes = json::array();
+  for (int i = 0; i < 200; ++i)
+    changes.push_back({{"t", "visits"}, {"r", "row-" + std::to_string(i)}, {"o", "set"},
+                       {"c", "notes"}, {"v", "the same note text, again and again"}});
+  return {{"type", "push"}, {"changes", changes}, {"big", std::string(4000, 'x')}};
+}
+
+// ---- frames ------------------------------------------------------------------
+
+class FrameRoundTrip : public ::testing::TestWithParam<Encoding> {};
+
+TEST_P(FrameRoundTrip, SmallMessageIsSentUncompressed) {
+  Encoding enc = GetParam();
+  std::string frame = EncodeFrame(SmallMessage(), enc);
+  ASSERT_FALSE(frame.empty());
+  EXPECT_EQ(static_cast<uint8_t>(frame[0]), static_cast<uint8_t>(enc));  // no zstd bit
+  json back;
+  Status st = DecodeFrame(frame, Limits{}, &back);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(back, SmallMessage());
+}
+
+TEST_P(FrameRoundTrip, BigMessageIsCompressed) {
+  Encoding enc = GetParam();
+  json msg = BigMessage();
+  std::string frame = EncodeFrame(msg, enc);
+  uint8_t flags = static_cast<uint8_t>(frame[0]);
+  EXPECT_EQ(flags & kZstdBit, kZstdBit);
+  EXPECT_EQ(flags & 0x03, static_cast<uint8_t>(enc));
+  EXPECT_EQ(flags & ~(kZstdBit | 0x03), 0);
+  std::string plain = enc == Encoding::kJson ? msg.dump() : MsgPackBytes(msg);
+  EXPECT_LT(frame.size(), plain.size());
+  json back;
+  Status st = DecodeFrame(frame, Limits{}, &back);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(back, msg);
+}
+
+TEST_P(FrameRoundTrip, BigMessageUncompressedWhenAsked) {
+  Encoding enc = GetParam();
+  json msg = BigMessage();
+  std::string frame = EncodeFrame(msg, enc, /*compress=*/false);
+  EXPECT_EQ(static_cast<uint8_t>(frame[0]), static_cast<uint8_t>(enc));
+  std::string plain = enc == Encoding::kJson ? msg.dump() : MsgPackBytes(msg);
+  EXPECT_EQ(frame.substr(1), plain);
+  json back;
+  ASSERT_TRUE(DecodeFrame(frame, Limits{}, &back).ok());
+  EXPECT_EQ(back, msg);
+}
+
+TEST_P(FrameRoundTrip, DeclaredSizeExactlyAtLimitAccepted) {
+  Encoding enc = GetParam();
+  json msg = BigMessage();
+  std::string plain = enc == Encoding::kJson ? msg.dump() : MsgPackBytes(msg);
+  std::string frame = EncodeFrame(msg, enc);
+  ASSERT_EQ(static_cast<uint8_t>(frame[0]) & kZstdBit, kZstdBit);
+  Limits limits;
+  limits.max_decompressed_bytes = plain.size();
+  json back;
+  EXPECT_TRUE(DecodeFrame(frame, limits, &back).ok());
+  limits.max_decompressed_bytes = plain.size() - 1;
+  EXPECT_EQ(DecodeFrame(frame, limits, &back).code(), Code::kLimitExceeded);
+}
+
+TEST_P(FrameRoundTrip, NestingUpToMaxDepthAccepted) {
+  // {"type":..., "a": [[...]]}: the object is depth 1, k arrays reach k + 1.
+  auto nested = [](int k) {
+    json inner = json::array();
+    for (int i = 1; i < k; ++i) inner = json::array({inner});
+    return json{{"type", "t"}, {"a", inner}};
+  };
+  Limits limits;
+  limits.max_json_depth = 8;
+  json back;
+  Status st = DecodeFrame(EncodeFrame(nested(7), GetParam()), limits, &back);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(DecodeFrame(EncodeFrame(nested(8), GetParam()), limits, &back).code(), Code::kLimitExceeded);
+}
+
+INSTANTIATE_TEST_SUITE_P(Encodings, FrameRoundTrip, ::testing::Values(Encoding::kJson, Encoding::kMsgPack),
+                         [](const ::testing::TestParamInfo<Encoding>& i) {
+                           return std::string(EncodingName(i.param));
+                         });
+
+TEST(FrameDecode, RefusesEmptyFrame) {
+  json out;
+  EXPECT_EQ(DecodeFrame("", Limits{}, &out).code(), Code::kProtocolError);
+}
+
+TEST(FrameDecode, RefusesFrameOverMaxFrameBytes) {
+  std::string frame = EncodeFrame(BigMessage(), Encoding::kJson, /*compress=*/false);
+  Limits limits;
+  limits.max_frame_bytes = frame.size() - 1;
+  json out = "untouched";
+  EXPECT_EQ(DecodeFrame(frame, limits, &out).code(), Code::kLimitExceeded);
+  EXPECT_EQ(out, "untouched");
+  limits.max_frame_bytes = frame.size();
+  EXPECT_TRUE(DecodeFrame(frame, limits, &out).ok());
+}
+
+TEST(FrameDecode, RefusesUnknownFlagBits) {
+  std::string payload = SmallMessage().dump();
+  for (uint8_t bit : {0x04, 0x08, 0x20, 0x40, 0x80}) {
+    json out;
+    EXPECT_EQ(DecodeFrame(Frame(bit, payload), Limits{}, &out).code(), Code::kProtocolError)
+        << "flag bit " << int(bit);
+  }
+}
+
+TEST(FrameDecode, RefusesUnknownEncodings) {
+  std::string payload = SmallMessage().dump();
+  for (uint8_t enc : {2, 3}) {
+    json out;
+    EXPECT_EQ(DecodeFrame(Frame(enc, payload), Limits{}, &out).code(), Code::kProtocolError) << int(enc);
+    EXPECT_EQ(DecodeFrame(Frame(enc | kZstdBit, Zstd(payload)), Limits{}, &out).code(), Code::kProtocolError)
+        << int(enc);
+  }
+}
+
+TEST(FrameDecode, AcceptsHandBuiltZstdFrame) {
+  // Both ends agree on the format, not just on this encoder.
+  std::string payload = SmallMessage().dump();
+  json out;
+  Status st = DecodeFrame(Frame(kZstdBit, Zstd(payload)), Limits{}, &out);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(out, SmallMessage());
+  st = DecodeFrame(Frame(kZstdBit | 1, Zstd(MsgPackBytes(SmallMessage()))), Limits{}, &out);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(out, SmallMessage());
+}
+
+TEST(FrameDecode, RefusesCorruptZstd) {
+  json out = "untouched";
+  // Not a zstd frame at all.
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit, "this is not zstd data"), Limits{}, &out).code(), Code::kCorruption);
+  // A valid frame cut short: its header is intact, its data is not.
+  std::string z = Zstd(BigMessage().dump());
+  ASSERT_GT(z.size(), 20u);
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit, z.substr(0, z.size() - 8)), Limits{}, &out).code(), Code::kCorruption);
+  EXPECT_EQ(out, "untouched");
+}
+
+TEST(FrameDecode, RefusesZstdWithoutContentSize) {
+  std::string payload = BigMessage().dump();
+  std::string z = Zstd(payload, /*with_size=*/false);
+  ASSERT_EQ(ZSTD_getFrameContentSize(z.data(), z.size()), ZSTD_CONTENTSIZE_UNKNOWN);
+  json out;
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit, z), Limits{}, &out).code(), Code::kProtocolError);
+}
+
+TEST(FrameDecode, RefusesZstdBomb) {
+  // 2 MiB of zeros compress to a few dozen bytes.
+  std::string zeros(2u << 20, '\0');
+  std::string z = Zstd(zeros);
+  ASSERT_LT(z.size(), 4096u);
+  ASSERT_EQ(ZSTD_getFrameContentSize(z.data(), z.size()), zeros.size());
+  Limits limits;
+  limits.max_decompressed_bytes = 1u << 20;
+  json out;
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit, z), limits, &out).code(), Code::kLimitExceeded);
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit | 1, z), limits, &out).code(), Code::kLimitExceeded);
+}
+
+TEST(FrameDecode, RefusesBombBeforeInflating) {
+  // Only the frame header survives: inflating would report corruption, so a
+  // limit error shows the declared size was checked first.
+  std::string z = Zstd(std::string(2u << 20, '\0'));
+  // The shortest prefix from which zstd can read the declared size.
+  size_t header = 1;
+  while (header < z.size() && ZSTD_getFrameContentSize(z.data(), header) == ZSTD_CONTENTSIZE_ERROR) ++header;
+  ASSERT_LT(header, z.size());
+  ASSERT_EQ(ZSTD_getFrameContentSize(z.data(), header), 2u << 20);
+  std::string header_only = z.substr(0, header);
+  Limits limits;
+  limits.max_decompressed_bytes = 1u << 20;
+  json out;
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit, header_only), limits, &out).code(), Code::kLimitExceeded);
+  limits.max_decompressed_bytes = 4u << 20;  // within the limit: now it is just corrupt
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit, header_only), limits, &out).code(), Code::kCorruption);
+}
+
+TEST(FrameDecode, RefusesFrameDeclaring100MegabytesWithDefaultLimits) {
+  // A streaming frame that promises 100 MB but carries only its first MiB.
+  const size_t kDeclared = 100u << 20;
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  ASSERT_FALSE(ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(cctx, kDeclared)));
+  std::string chunk(1u << 20, '\0');
+  std::string out_buf(ZSTD_compressBound(chunk.size()) + 1024, '\0');
+  ZSTD_inBuffer in{chunk.data(), chunk.size(), 0};
+  ZSTD_outBuffer out{out_buf.data(), out_buf.size(), 0};
+  size_t rc;
+  do {
+    rc = ZSTD_compressStream2(cctx, &out, &in, ZSTD_e_flush);
+    ASSERT_FALSE(ZSTD_isError(rc)) << ZSTD_getErrorName(rc);
+  } while (rc != 0);
+  ZSTD_freeCCtx(cctx);
+  out_buf.resize(out.pos);
+  ASSERT_EQ(ZSTD_getFrameContentSize(out_buf.data(), out_buf.size()), kDeclared);
+  json msg;
+  EXPECT_EQ(DecodeFrame(Frame(kZstdBit, out_buf), Limits{}, &msg).code(), Code::kLimitExceeded);
+}
+
+TEST(FrameDecode, RefusesDeepNestingWithDefaultLimits) {
+  std::string text = "{\"type\":\"t\",\"a\":" + std::string(100, '[') + std::string(100, ']') + "}";
+  json out;
+  EXPECT_EQ(DecodeFrame(Frame(0, text), Limits{}, &out).code(), Code::kLimitExceeded);
+}
+
+TEST(FrameDecode, RefusesPayloadNotAnObjectWithStringType) {
+  for (const char* text : {"[1,2]", "\"push\"", "42", "null", "{}", "{\"kind\":\"push\"}", "{\"type\":5}",
+                           "{\"type\":null}", "{\"type\":[\"push\"]}"}) {
+    json out;
+    EXPECT_EQ(DecodeFrame(Frame(0, text), Limits{}, &out).code(), Code::kProtocolError) << text;
+  }
+  json out;
+  EXPECT_EQ(DecodeFrame(Frame(1, MsgPackBytes(json::array({1, 2}))), Limits{}, &out).code(), Code::kProtocolError);
+  EXPECT_EQ(DecodeFrame(Frame(1, MsgPackBytes({{"type", 1}})), Limits{}, &out).code(), Code::kProtocolError);
+}
+
+TEST(FrameDecode, RefusesInvalidJsonAndMsgPack) {
+  for (const char* text : {"{\"type\":", "{type: \"push\"}", "{\"type\":\"push\"} trailing", "\xff\xfe"}) {
+    json out = "untouched";
+    EXPECT_EQ(DecodeFrame(Frame(0, text), Limits{}, &out).code(), Code::kCorruption) << text;
+    EXPECT_EQ(out, "untouched");
+  }
+  json out;
+  EXPECT_EQ(DecodeFrame(Frame(0, ""), Limits{}, &out).code(), Code::kCorruption);  // flags byte only
+  EXPECT_EQ(DecodeFrame(Frame(1, "\xc1"), Limits{}, &out).code(), Code::kCorruption);  // never-used byte
+  std::string truncated = MsgPackBytes(SmallMessage());
+  truncated.pop_back();
+  EXPECT_EQ(DecodeFrame(Frame(1, truncated), Limits{}, &out).code(), Code::kCorruption);
+}
+
+TEST(EncodingNames, RoundTrip) {
+  Encoding e = Encoding::kJson;
+  ASSERT_TRUE(ParseEncoding("msgpack", &e));
+  EXPECT_EQ(e, Encoding::kMsgPack);
+  EXPECT_STREQ(EncodingName(e), "msgpack");
+  ASSERT_TRUE(ParseEncoding("json", &e));
+  EXPECT_EQ(e, Encoding::kJson);
+  EXPECT_FALSE(ParseEncoding("cbor", &e));
+  EXPECT_FALSE(ParseEncoding("JSON", &e));
+}
+
+TEST(ErrorMessages, CarryCodeNameAndFatal) {
+  json m = ErrorMessage(Status(Code::kClockSkew, "too far ahead"), true);
+  EXPECT_EQ(m["type"], "error");
+  EXPECT_EQ(m["code"], "clock_skew");
+  EXPECT_EQ(m["message"], "too far ahead");
+  EXPECT_EQ(m["fatal"], true);
+  EXPECT_EQ(CodeFromName(m["code"].get<std::string>()), Code::kClockSkew);
+}
+
+// ---- changes -----------------------------------------------------------------
+
+void ExpectSameChange(const Change& a, const Change& b) {
+  EXPECT_EQ(a.table, b.table);
+  EXPECT_EQ(a.row, b.row);
+  EXPECT_EQ(a.column, b.column);
+  EXPECT_EQ(a.op, b.op);
+  EXPECT_EQ(a.value, b.value) << a.value.dump() << " vs " << b.value.dump();
+  EXPECT_EQ(a.stamp, b.stamp);
+  EXPECT_EQ(a.base, b.base);
+  EXPECT_EQ(a.ctx, b.ctx);
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.server_ms, b.server_ms);
+}
+
+std::vector<Change> OneOfEveryOp() {
+  std::vector<Change> out;
+  Change set;
+  set.table = "visits";
+  set.row = "550e8400-e29b-41d4-a716-446655440000";
+  set.column = "notes";
+  set.op = Op::kSet;
+  set.value = "hello \"world\"";
+  set.stamp = {MakeHlc(kT0, 3), 0xABCDEF0123456789ULL};
+  set.base = MakeHlc(kT0 - 5, 1);
+  set.seq = 42;
+  set.server_ms = kT0 + 17;
+  out.push_back(set);
+
+  Change mv = set;
+  mv.column = "summary";
+  mv.value = json::object({{"nested", json::array({1, 2.5, nullptr})}});
+  mv.base = 0;
+  mv.ctx = {{1, MakeHlc(kT0, 1)}, {0xFFFFFFFFFFFFFFFFULL, MakeHlc(kT0 - 1, 0)}};
+  mv.seq = 0;
+  mv.server_ms = 0;
+  out.push_back(mv);
+
+  Change del;
+  del.table = "visits";
+  del.row = "r1";
+  del.op = Op::kDelete;
+  del.stamp = {MakeHlc(kT0, 9), 2};
+  del.seq = 7;
+  out.push_back(del);
+
+  Change inc;
+  inc.table = "accounts";
+  inc.row = "r2";
+  inc.column = "visit_count";
+  inc.op = Op::kIncrement;
+  inc.value = json::array({5, 2});
+  inc.stamp = {MakeHlc(kT0, 10), 3};
+  inc.server_ms = kT0;
+  out.push_back(inc);
+
+  Change add;
+  add.table = "visits";
+  add.row = "r3";
+  add.column = "tags";
+  add.op = Op::kAdd;
+  add.value = "hot";
+  add.stamp = {MakeHlc(kT0, 11), 4};
+  out.push_back(add);
+
+  Change rem = add;
+  rem.op = Op::kRemove;
+  rem.stamp = {MakeHlc(kT0, 12), 5};
+  rem.ctx = {{4, MakeHlc(kT0, 11)}, {6, MakeHlc(kT0, 2)}};
+  rem.seq = 9000000000LL;
+  out.push_back(rem);
+  return out;
+}
+
+TEST(ChangeJson, ShortKeys) {
+  std::vector<Change> all = OneOfEveryOp();
+  json j = ChangeToJson(all[0]);
+  EXPECT_EQ(j["t"], "visits");
+  EXPECT_EQ(j["o"], "set");
+  EXPECT_EQ(j["h"], ToHex(all[0].stamp.hlc));
+  EXPECT_EQ(j["n"], "abcdef0123456789");
+  EXPECT_EQ(j["c"], "notes");
+  EXPECT_EQ(j["b"], ToHex(all[0].base));
+  EXPECT_EQ(j["s"], 42);
+  EXPECT_EQ(j["rt"], kT0 + 17);
+  EXPECT_FALSE(j.contains("x"));
+
+  json d = ChangeToJson(all[2]);  // delete: no column, value, base or rt
+  EXPECT_EQ(d["o"], "del");
+  for (const char* k : {"c", "v", "b", "x", "rt"}) EXPECT_FALSE(d.contains(k)) << k;
+
+  json r = ChangeToJson(all[5]);
+  EXPECT_EQ(r["o"], "rem");
+  EXPECT_EQ(r["x"][ToHex(4)], ToHex(MakeHlc(kT0, 11)));
+}
+
+TEST(ChangeJson, RoundTripEveryOp) {
+  for (const Change& c : OneOfEveryOp()) {
+    SCOPED_TRACE(OpName(c.op));
+    Change back;
+    Status st = ChangeFromJson(ChangeToJson(c), &back);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ExpectSameChange(c, back);
+  }
+}
+
+TEST(ChangeJson, RoundTripThroughFrames) {
+  for (Encoding enc : {Encoding::kJson, Encoding::kMsgPack}) {
+    SCOPED_TRACE(EncodingName(enc));
+    json arr = json::array();
+    std::vector<Change> all = OneOfEveryOp();
+    for (const auto& c : all) arr.push_back(ChangeToJson(c));
+    json back;
+    ASSERT_TRUE(DecodeFrame(EncodeFrame({{"type", msg::kPush}, {"changes", arr}}, enc), Limits{}, &back).ok());
+    ASSERT_EQ(back["changes"].size(), all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      Change c;
+      Status st = ChangeFromJson(back["changes"][i], &c);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      ExpectSameChange(all[i], c);
+    }
+  }
+}
+
+TEST(ChangeJson, DeleteNeedsNoColumnOrValue) {
+  json j = {{"t", "visits"}, {"r", "r1"}, {"o", "del"}, {"h", "1"}, {"n", "2"}};
+  Change c;
+  ASSERT_TRUE(ChangeFromJson(j, &c).ok());
+  EXPECT_EQ(c.op, Op::kDelete);
+  EXPECT_EQ(c.stamp, (Stamp{1, 2}));
+  EXPECT_TRUE(c.column.empty());
+}
+
+TEST(ChangeJson, NullValueIsAValue) {
+  json j = ChangeToJson(OneOfEveryOp()[0]);
+  j["v"] = nullptr;
+  Change c;
+  ASSERT_TRUE(ChangeFromJson(j, &c).ok());
+  EXPECT_TRUE(c.value.is_null());
+}
+
+TEST(ChangeJson, Refusals) {
+  const json good = ChangeToJson(OneOfEveryOp()[0]);
+  {
+    Change c;
+    ASSERT_TRUE(ChangeFromJson(good, &c).ok());
+  }
+  struct Case {
+    const char* label;
+    json j;
+  };
+  auto without = [&](const char* key) { json j = good; j.erase(key); return j; };
+  auto with = [&](const char* key, json v) { json j = good; j[key] = std::move(v); return j; };
+  std::vector<Case> cases = {
+      {"not an object", json::array({good})},
+      {"missing t", without("t")},
+      {"missing r", without("r")},
+      {"missing o", without("o")},
+      {"non-string t", with("t", 1)},
+      {"unknown op", with("o", "put")},
+      {"op as number", with("o", 0)},
+      {"missing h", without("h")},
+      {"missing n", without("n")},
+      {"non-hex h", with("h", "xyz")},
+      {"17-digit h", with("h", "00000000000000001")},
+      {"empty h", with("h", "")},
+      {"numeric h", with("h", 5)},
+      {"non-hex n", with("n", "0x12")},
+      {"missing c", without("c")},
+      {"non-string c", with("c", 3)},
+      {"missing v", without("v")},
+      {"non-hex b", with("b", "later")},
+      {"numeric b", with("b", 7)},
+      {"x not an object", with("x", json::array({"1", "2"}))},
+      {"x non-hex node", with("x", {{"zz", "01"}})},
+      {"x non-string hlc", with("x", {{"01", 5}})},
+      {"x non-hex hlc", with("x", {{"01", "nope"}})},
+      {"fractional s", with("s", 1.5)},
+      {"string s", with("s", "3")},
+      {"negative rt", with("rt", -1)},
+      {"string rt", with("rt", "5")},
+  };
+  for (const auto& tc : cases) {
+    Change c;
+    c.table = "sentinel";
+    Status st = ChangeFromJson(tc.j, &c);
+    EXPECT_EQ(st.code(), Code::kProtocolError) << tc.label << ": " << tc.j.dump();
+    EXPECT_EQ(c.table, "sentinel") << tc.label << " wrote its output";
+  }
+}
+
+TEST(ChangeJson, NonDeleteOpsNeedColumnAndValue) {
+  for (const char* op : {"set", "inc", "add", "rem"}) {
+    json j = {{"t", "t"}, {"r", "r"}, {"o", op}, {"h", "1"}, {"n", "2"}, {"c", "col"}};
+    Change c;
+    EXPECT_EQ(ChangeFromJson(j, &c).code(), Code::kProtocolError) << op << " without v";
+    j["v"] = 1;
+    j.erase("c");
+    EXPECT_EQ(ChangeFromJson(j, &c).code(), Code::kProtocolError) << op << " without c";
+  }
+}
+
+}  // namespace
+}  // namespace fieldsync
