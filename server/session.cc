@@ -88,6 +88,17 @@ void Session::Handle(const std::string& frame, bool text) {
     SendError(st, !hello_done_);
     return;
   }
+  // A field of an unexpected JSON type makes nlohmann throw; whatever a peer
+  // sends, it becomes a protocol error for that peer, never a crash, and a
+  // push in progress rolls back with its transaction.
+  try {
+    Dispatch(m);
+  } catch (const std::exception& e) {
+    SendError(Status::Protocol(std::string("malformed message: ") + e.what()), !hello_done_, m.value("id", json()));
+  }
+}
+
+void Session::Dispatch(const json& m) {
   const std::string& type = m["type"].get_ref<const std::string&>();
   if (!hello_done_) {
     if (type != msg::kHello) {
@@ -129,20 +140,22 @@ void Session::OnHello(const json& m) {
   hello_done_ = true;
   hello_timer_.cancel();
   const auto& lim = hub_.options().limits;
-  std::string fp = m.value("schema", "");
+  std::string fp = m.contains("schema") && m["schema"].is_string() ? m["schema"].get<std::string>() : "";
+  std::string client = m.contains("client") && m["client"].is_string() ? m["client"].get<std::string>() : "?";
   Send({{"type", msg::kWelcome},
         {"protocol", kProtocolVersion},
         {"server", ToHex(hub_.server_node())},
         {"server_time", hub_.NowMs()},
-        {"encoding", EncodingName(encoding_)},
+        {"encoding", text_mode_ ? "json" : EncodingName(encoding_)},
         {"schema", hub_.schema().fingerprint()},
         {"schema_match", fp == hub_.schema().fingerprint()},
         {"head", hub_.head()},
         {"limits", {{"max_frame_bytes", lim.max_frame_bytes},
                     {"max_decompressed_bytes", lim.max_decompressed_bytes},
                     {"max_changes_per_push", lim.max_changes_per_push},
-                    {"max_changes_per_pull", lim.max_changes_per_pull}}}});
-  hub_.Log(Tag() + ": hello from " + m.value("client", std::string("?")) + ", encoding " + EncodingName(encoding_));
+                    {"max_changes_per_pull", lim.max_changes_per_pull},
+                    {"max_json_depth", lim.max_json_depth}}}});
+  hub_.Log(Tag() + ": hello from " + client.substr(0, 64) + ", encoding " + EncodingName(encoding_));
 }
 
 void Session::OnPush(const json& m) {

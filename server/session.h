@@ -31,6 +31,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   void Handle(const std::string& frame, bool text);
+  void Dispatch(const json& m);
   void OnHello(const json& m);
   void OnPush(const json& m);
   void OnPull(const json& m);

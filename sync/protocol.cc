@@ -32,6 +32,108 @@ bool DepthWithin(const json& j, size_t max_depth) {
   }
   return true;
 }
+// nlohmann's MessagePack reader recurses once per nesting level, so a
+// hostile frame of a million nested arrays would overflow the stack before
+// any check on the parsed value. This walk reads only the headers, with an
+// explicit stack, and refuses too deep or truncated input first.
+bool MsgpackWithin(std::string_view b, size_t max_depth) {
+  std::vector<uint64_t> open;  // items still expected by each open container
+  size_t i = 0;
+  auto need = [&](size_t n) { return b.size() - i >= n; };
+  auto be = [&](size_t n) {
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; ++k) v = (v << 8) | static_cast<uint8_t>(b[i + k]);
+    i += n;
+    return v;
+  };
+  do {
+    if (!need(1)) return false;
+    uint8_t t = static_cast<uint8_t>(b[i++]);
+    uint64_t children = 0, skip = 0;
+    bool container = false;
+    if (t <= 0x7f || t >= 0xe0 || (t >= 0xc0 && t <= 0xc3)) {
+      // fixint, nil, false, true: no payload
+    } else if (t >= 0x80 && t <= 0x8f) {
+      container = true, children = 2ull * (t & 0x0f);
+    } else if (t >= 0x90 && t <= 0x9f) {
+      container = true, children = t & 0x0f;
+    } else if (t >= 0xa0 && t <= 0xbf) {
+      skip = t & 0x1f;
+    } else {
+      switch (t) {
+        case 0xc4: case 0xd9: if (!need(1)) return false; skip = be(1); break;
+        case 0xc5: case 0xda: if (!need(2)) return false; skip = be(2); break;
+        case 0xc6: case 0xdb: if (!need(4)) return false; skip = be(4); break;
+        case 0xc7: if (!need(1)) return false; skip = be(1) + 1; break;
+        case 0xc8: if (!need(2)) return false; skip = be(2) + 1; break;
+        case 0xc9: if (!need(4)) return false; skip = be(4) + 1; break;
+        case 0xca: case 0xce: case 0xd2: skip = 4; break;
+        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+        case 0xcc: case 0xd0: skip = 1; break;
+        case 0xcd: case 0xd1: skip = 2; break;
+        case 0xd4: skip = 2; break;
+        case 0xd5: skip = 3; break;
+        case 0xd6: skip = 5; break;
+        case 0xd7: skip = 9; break;
+        case 0xd8: skip = 17; break;
+        case 0xdc: if (!need(2)) return false; container = true, children = be(2); break;
+        case 0xdd: if (!need(4)) return false; container = true, children = be(4); break;
+        case 0xde: if (!need(2)) return false; container = true, children = 2 * be(2); break;
+        case 0xdf: if (!need(4)) return false; container = true, children = 2 * be(4); break;
+        default: return false;  // 0xc1 is never used
+      }
+    }
+    if (skip > b.size() - i) return false;
+    i += skip;
+    if (!open.empty()) --open.back();
+    if (container && children > 0) {
+      // Every child needs at least one byte: a header claiming more is a lie.
+      if (children > b.size() - i || open.size() + 1 >= max_depth) return false;
+      open.push_back(children);
+    }
+    while (!open.empty() && open.back() == 0) open.pop_back();
+  } while (!open.empty());
+  return i == b.size();
+}
+
+// MessagePack strings are not checked for UTF-8 by the reader; JSON text
+// is. A bad string would make every later dump() throw, so refuse it here.
+bool ValidUtf8(const std::string& s) {
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    uint8_t c = static_cast<uint8_t>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    uint32_t cp = len == 1 ? c : c & (0xff >> (len + 1));
+    for (size_t k = 1; k < len; ++k) {
+      uint8_t cc = static_cast<uint8_t>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += len;
+  }
+  return true;
+}
+
+bool StringsValid(const json& j) {
+  std::vector<const json*> stack{&j};
+  while (!stack.empty()) {
+    const json* n = stack.back();
+    stack.pop_back();
+    if (n->is_string() && !ValidUtf8(n->get_ref<const std::string&>())) return false;
+    if (n->is_object())
+      for (auto it = n->begin(); it != n->end(); ++it) {
+        if (!ValidUtf8(it.key())) return false;
+        stack.push_back(&it.value());
+      }
+    else if (n->is_array())
+      for (const auto& c : *n) stack.push_back(&c);
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string EncodeFrame(const json& msg, Encoding enc, bool compress) {
@@ -87,7 +189,11 @@ Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
   }
   json j;
   if (enc == static_cast<uint8_t>(Encoding::kMsgPack)) {
+    if (!MsgpackWithin(payload, limits.max_json_depth))
+      return Status::Corruption("payload is not valid MessagePack or nests deeper than " +
+                                std::to_string(limits.max_json_depth));
     j = json::from_msgpack(payload.begin(), payload.end(), true, /*allow_exceptions=*/false);
+    if (!j.is_discarded() && !StringsValid(j)) return Status::Corruption("MessagePack string is not valid UTF-8");
   } else {
     j = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
   }

@@ -36,6 +36,17 @@ Conflict ToConflict(const store::StoredConflict& s) {
   return c;
 }
 
+// No exception leaves the SDK: a server message with a field of the wrong
+// JSON type (nlohmann throws) or an allocation failure becomes a Status.
+template <typename F>
+Status Guard(F&& f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::Protocol(std::string("unexpected message from the server: ") + e.what());
+  }
+}
+
 constexpr const char* kMetaNode = "node";
 constexpr const char* kMetaHlc = "hlc";
 constexpr const char* kMetaCursor = "cursor";
@@ -680,15 +691,18 @@ Status Replica::Sync(const SyncOptions& opts, SyncReport* report) {
   if (!one.owns_lock()) return Status(Code::kBusy, "a sync is already running on this replica");
   SetState(SyncStatus::State::kConnecting, "connecting to " + opts.url);
   Session s(this, opts);
-  Status st = s.Connect();
-  if (st.ok()) {
-    SetState(SyncStatus::State::kSyncing, "pushing local changes");
-    st = s.PushAll();
-  }
-  if (st.ok()) {
-    SetState(SyncStatus::State::kSyncing, "pulling remote changes");
-    st = s.PullAll();
-  }
+  Status st = Guard([&] {
+    Status r = s.Connect();
+    if (r.ok()) {
+      SetState(SyncStatus::State::kSyncing, "pushing local changes");
+      r = s.PushAll();
+    }
+    if (r.ok()) {
+      SetState(SyncStatus::State::kSyncing, "pulling remote changes");
+      r = s.PullAll();
+    }
+    return r;
+  });
   s.Close();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -746,10 +760,13 @@ void Replica::BackgroundLoop(SyncOptions opts) {
       std::lock_guard<std::mutex> one(sync_mu_);
       SetState(SyncStatus::State::kConnecting, "connecting to " + opts.url);
       Session s(this, opts);
-      st = s.Connect();
-      if (st.ok()) st = s.PushAll();
-      if (st.ok()) st = s.PullAll();
-      if (st.ok()) st = s.Subscribe();
+      st = Guard([&] {
+        Status r = s.Connect();
+        if (r.ok()) r = s.PushAll();
+        if (r.ok()) r = s.PullAll();
+        if (r.ok()) r = s.Subscribe();
+        return r;
+      });
       if (st.ok()) {
         failures = 0;
         {
@@ -764,12 +781,12 @@ void Replica::BackgroundLoop(SyncOptions opts) {
         while (st.ok() && bg_running_ && network_up_) {
           if (local_writes_.load() != pushed_at) {
             pushed_at = local_writes_.load();
-            st = s.PushAll();
+            st = Guard([&] { return s.PushAll(); });
             if (!st.ok()) break;
             std::lock_guard<std::mutex> lock(mu_);
             status_.last_sync_ms = SystemMillis();
           }
-          st = s.Poll(50);
+          st = Guard([&] { return s.Poll(50); });
         }
       }
       s.Close();

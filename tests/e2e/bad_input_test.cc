@@ -124,6 +124,30 @@ TEST_F(BadInputTest, ZstdBombIsRefusedBeforeInflating) {
   ExpectServerStillServes();
 }
 
+TEST_F(BadInputTest, FieldsOfTheWrongTypeAreErrorsNotCrashes) {
+  RawPeer p(server_.url());
+  ASSERT_TRUE(p.Send({{"type", "hello"}, {"protocol", {1}}, {"node", ToHex(kNode)}, {"schema", 5}, {"client", {1}}}));
+  json w;
+  ASSERT_TRUE(p.Receive(&w));
+  EXPECT_EQ(w["type"], "welcome");
+  EXPECT_EQ(w["schema_match"], false);
+  ASSERT_TRUE(p.Send({{"type", "pull"}, {"id", 1}, {"cursor", "zero"}}));
+  ExpectError(p, "protocol_error");
+  ASSERT_TRUE(p.Send({{"type", "push"}, {"batch", 2}, {"changes", {{{"t", 7}, {"r", "x"}}}}}));
+  ExpectError(p, "protocol_error");
+  ASSERT_TRUE(p.Send({{"type", "push"}, {"batch", 3}, {"changes", "all of them"}}));
+  ExpectError(p, "protocol_error");
+  // MessagePack with a string that is not UTF-8, and one nested a million deep.
+  ASSERT_TRUE(p.SendBinary(std::string("¤type¢ÿþ", 10)));
+  ExpectError(p, "corruption");
+  std::string deep(1, '');
+  deep += std::string(200000, '');
+  deep.push_back('À');
+  ASSERT_TRUE(p.SendBinary(deep));
+  ExpectError(p, "corruption");
+  ExpectServerStillServes();
+}
+
 TEST_F(BadInputTest, OversizedFrameClosesThatConnectionOnly) {
   RawPeer p(server_.url());
   ASSERT_TRUE(p.Hello(kNode));

@@ -497,3 +497,61 @@ TEST(ChangeJson, NonDeleteOpsNeedColumnAndValue) {
 
 }  // namespace
 }  // namespace fieldsync
+
+namespace fieldsync {
+namespace {
+
+std::string MsgpackFrame(const std::string& payload) { return std::string(1, '\x01') + payload; }
+
+TEST(MsgpackHardening, DeepNestingIsRefusedWithoutRecursing) {
+  // A million nested one-element arrays: would overflow the stack of a
+  // recursive reader.
+  std::string payload(1000000, '\x91');
+  payload.push_back('\xc0');
+  Limits lim;
+  lim.max_frame_bytes = 4u << 20;
+  json m;
+  Status st = DecodeFrame(MsgpackFrame(payload), lim, &m);
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.ToString();
+}
+
+TEST(MsgpackHardening, TruncatedAndLyingHeadersAreRefused) {
+  json m;
+  Limits lim;
+  // array32 claiming 4 billion elements, with none present.
+  EXPECT_EQ(DecodeFrame(MsgpackFrame(std::string("\xdd\xff\xff\xff\xff", 5)), lim, &m).code(), Code::kCorruption);
+  // str8 of 200 bytes with 3 present.
+  EXPECT_EQ(DecodeFrame(MsgpackFrame(std::string("\xd9\xc8" "abc", 5)), lim, &m).code(), Code::kCorruption);
+  // trailing bytes after a complete value
+  std::vector<uint8_t> ok = json::to_msgpack(json{{"type", "pull"}});
+  std::string bytes(ok.begin(), ok.end());
+  EXPECT_TRUE(DecodeFrame(MsgpackFrame(bytes), lim, &m).ok());
+  EXPECT_EQ(DecodeFrame(MsgpackFrame(bytes + "\xc0"), lim, &m).code(), Code::kCorruption);
+}
+
+TEST(MsgpackHardening, InvalidUtf8StringIsRefused) {
+  json m;
+  Limits lim;
+  // {"type": "\xff\xfe"}
+  std::string payload = std::string("\x81\xa4type\xa2\xff\xfe", 9);
+  Status st = DecodeFrame(MsgpackFrame(payload), lim, &m);
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.ToString();
+  // The same with valid UTF-8 (two-byte e-acute) decodes.
+  payload = std::string("\x81\xa4type\xa2\xc3\xa9", 9);
+  ASSERT_TRUE(DecodeFrame(MsgpackFrame(payload), lim, &m).ok());
+  EXPECT_EQ(m["type"], "\xc3\xa9");
+}
+
+TEST(MsgpackHardening, NestingAtTheLimitIsAccepted) {
+  Limits lim;
+  lim.max_json_depth = 8;
+  json v = json{{"type", "x"}, {"a", {{{1}}}}};  // object > array > array > array > number
+  std::vector<uint8_t> b = json::to_msgpack(v);
+  json m;
+  EXPECT_TRUE(DecodeFrame(MsgpackFrame(std::string(b.begin(), b.end())), lim, &m).ok());
+  lim.max_json_depth = 4;
+  EXPECT_FALSE(DecodeFrame(MsgpackFrame(std::string(b.begin(), b.end())), lim, &m).ok());
+}
+
+}  // namespace
+}  // namespace fieldsync
