@@ -36,7 +36,8 @@ bool DepthWithin(const json& j, size_t max_depth) {
 // hostile frame of a million nested arrays would overflow the stack before
 // any check on the parsed value. This walk reads only the headers, with an
 // explicit stack, and refuses too deep or truncated input first.
-bool MsgpackWithin(std::string_view b, size_t max_depth) {
+enum class Scan { kOk, kMalformed, kTooDeep };
+Scan MsgpackWithin(std::string_view b, size_t max_depth) {
   std::vector<uint64_t> open;  // items still expected by each open container
   size_t i = 0;
   auto need = [&](size_t n) { return b.size() - i >= n; };
@@ -47,7 +48,7 @@ bool MsgpackWithin(std::string_view b, size_t max_depth) {
     return v;
   };
   do {
-    if (!need(1)) return false;
+    if (!need(1)) return Scan::kMalformed;
     uint8_t t = static_cast<uint8_t>(b[i++]);
     uint64_t children = 0, skip = 0;
     bool container = false;
@@ -61,12 +62,12 @@ bool MsgpackWithin(std::string_view b, size_t max_depth) {
       skip = t & 0x1f;
     } else {
       switch (t) {
-        case 0xc4: case 0xd9: if (!need(1)) return false; skip = be(1); break;
-        case 0xc5: case 0xda: if (!need(2)) return false; skip = be(2); break;
-        case 0xc6: case 0xdb: if (!need(4)) return false; skip = be(4); break;
-        case 0xc7: if (!need(1)) return false; skip = be(1) + 1; break;
-        case 0xc8: if (!need(2)) return false; skip = be(2) + 1; break;
-        case 0xc9: if (!need(4)) return false; skip = be(4) + 1; break;
+        case 0xc4: case 0xd9: if (!need(1)) return Scan::kMalformed; skip = be(1); break;
+        case 0xc5: case 0xda: if (!need(2)) return Scan::kMalformed; skip = be(2); break;
+        case 0xc6: case 0xdb: if (!need(4)) return Scan::kMalformed; skip = be(4); break;
+        case 0xc7: if (!need(1)) return Scan::kMalformed; skip = be(1) + 1; break;
+        case 0xc8: if (!need(2)) return Scan::kMalformed; skip = be(2) + 1; break;
+        case 0xc9: if (!need(4)) return Scan::kMalformed; skip = be(4) + 1; break;
         case 0xca: case 0xce: case 0xd2: skip = 4; break;
         case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
         case 0xcc: case 0xd0: skip = 1; break;
@@ -76,24 +77,27 @@ bool MsgpackWithin(std::string_view b, size_t max_depth) {
         case 0xd6: skip = 5; break;
         case 0xd7: skip = 9; break;
         case 0xd8: skip = 17; break;
-        case 0xdc: if (!need(2)) return false; container = true, children = be(2); break;
-        case 0xdd: if (!need(4)) return false; container = true, children = be(4); break;
-        case 0xde: if (!need(2)) return false; container = true, children = 2 * be(2); break;
-        case 0xdf: if (!need(4)) return false; container = true, children = 2 * be(4); break;
-        default: return false;  // 0xc1 is never used
+        case 0xdc: if (!need(2)) return Scan::kMalformed; container = true, children = be(2); break;
+        case 0xdd: if (!need(4)) return Scan::kMalformed; container = true, children = be(4); break;
+        case 0xde: if (!need(2)) return Scan::kMalformed; container = true, children = 2 * be(2); break;
+        case 0xdf: if (!need(4)) return Scan::kMalformed; container = true, children = 2 * be(4); break;
+        default: return Scan::kMalformed;  // 0xc1 is never used
       }
     }
-    if (skip > b.size() - i) return false;
+    if (skip > b.size() - i) return Scan::kMalformed;
     i += skip;
     if (!open.empty()) --open.back();
     if (container && children > 0) {
       // Every child needs at least one byte: a header claiming more is a lie.
-      if (children > b.size() - i || open.size() + 1 >= max_depth) return false;
+      if (children > b.size() - i) return Scan::kMalformed;
+      // This container sits at level open.size() + 1 (the root is 1); its
+      // children one deeper, as DepthWithin counts.
+      if (open.size() + 2 > max_depth) return Scan::kTooDeep;
       open.push_back(children);
     }
     while (!open.empty() && open.back() == 0) open.pop_back();
   } while (!open.empty());
-  return i == b.size();
+  return i == b.size() ? Scan::kOk : Scan::kMalformed;
 }
 
 // MessagePack strings are not checked for UTF-8 by the reader; JSON text
@@ -189,9 +193,9 @@ Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
   }
   json j;
   if (enc == static_cast<uint8_t>(Encoding::kMsgPack)) {
-    if (!MsgpackWithin(payload, limits.max_json_depth))
-      return Status::Corruption("payload is not valid MessagePack or nests deeper than " +
-                                std::to_string(limits.max_json_depth));
+    Scan scan = MsgpackWithin(payload, limits.max_json_depth);
+    if (scan == Scan::kMalformed) return Status::Corruption("payload is not valid MessagePack");
+    if (scan == Scan::kTooDeep) return Status::Limit("message nests too deeply");
     j = json::from_msgpack(payload.begin(), payload.end(), true, /*allow_exceptions=*/false);
     if (!j.is_discarded() && !StringsValid(j)) return Status::Corruption("MessagePack string is not valid UTF-8");
   } else {

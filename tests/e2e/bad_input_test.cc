@@ -144,7 +144,7 @@ TEST_F(BadInputTest, FieldsOfTheWrongTypeAreErrorsNotCrashes) {
   deep += std::string(200000, '');
   deep.push_back('À');
   ASSERT_TRUE(p.SendBinary(deep));
-  ExpectError(p, "corruption");
+  ExpectError(p, "limit_exceeded");
   ExpectServerStillServes();
 }
 
