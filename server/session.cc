@@ -292,12 +292,16 @@ void Session::Pump() {
 
 void Session::SendError(const Status& st, bool fatal, const json& in_reply_to) {
   hub_.Log(Tag() + ": " + (fatal ? "fatal " : "") + "error " + st.ToString());
-  json e = ErrorMessage(st, fatal);
+  // Only the peer's own mistakes count against its error budget; the
+  // server's storage trouble (io_error) must not disconnect a good client.
+  bool peer_fault = st.code() != Code::kIoError;
+  bool exhausted = !fatal && peer_fault && ++errors_ > hub_.options().max_errors_per_session;
+  json e = ErrorMessage(st, fatal || exhausted);
   if (!in_reply_to.is_null()) e["in_reply_to"] = in_reply_to;
   Send(e);
   if (fatal) {
     Close(websocket::close_code::policy_error, CodeName(st.code()));
-  } else if (++errors_ > hub_.options().max_errors_per_session) {
+  } else if (exhausted) {
     hub_.Log(Tag() + ": too many errors, closing");
     Close(websocket::close_code::policy_error, "too many errors");
   }
@@ -324,7 +328,7 @@ void Session::OnWrite(beast::error_code ec, std::size_t) {
   if (!queue_.empty()) {
     DoWrite();
   } else if (closing_) {
-    ws_.async_close(websocket::close_reason(websocket::close_code::policy_error),
+    ws_.async_close(websocket::close_reason(websocket::close_code::policy_error, close_reason_),
                     [self = shared_from_this()](beast::error_code) {});
   } else {
     Pump();
@@ -334,6 +338,7 @@ void Session::OnWrite(beast::error_code ec, std::size_t) {
 void Session::Close(websocket::close_code code, const std::string& reason) {
   if (closing_) return;
   closing_ = true;
+  close_reason_ = reason;
   hub_.Unsubscribe(this);
   hello_timer_.cancel();
   if (queue_.empty())

@@ -53,6 +53,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool text_mode_ = false;  // peer speaks plain JSON text frames
   bool hello_done_ = false;
   bool closing_ = false;
+  std::string close_reason_;  // sent once the queued error message is out
   NodeId node_ = 0;
   Encoding encoding_ = Encoding::kJson;
   bool live_ = false;

@@ -328,12 +328,20 @@ Status Replica::RestoreConflict(int64_t id, std::string* new_id) {
     std::map<std::string, Stamp> newest;  // several lost writes to one field: keep the newest
     for (const auto& s : siblings) {
       if (s.record.kind != "deleted" || s.record.table != c.record.table || s.record.row != c.record.row) continue;
+      if (s.id != id) resolve.push_back(s.id);
+      // A write that arrived after the delete is kept as sent: a set member
+      // (restored as a one-member set) or a counter's internal totals
+      // (meaningless as a value: skipped). Otherwise the field's value.
+      const TableDef* t = schema().Find(s.record.table);
+      const ColumnDef* col = t ? t->Find(s.record.column) : nullptr;
+      json v = s.record.loser_value;
+      if (!col || (col->merge == MergePolicy::kCounter && !v.is_number())) continue;
+      if (col->merge == MergePolicy::kOrSet && v.is_string()) v = json::array({v});
       auto it = newest.find(s.record.column);
       if (it == newest.end() || it->second < s.record.loser) {
         newest[s.record.column] = s.record.loser;
-        fields[s.record.column] = s.record.loser_value;
+        fields[s.record.column] = v;
       }
-      if (s.id != id) resolve.push_back(s.id);
     }
     std::string fresh = NewId();
     b.Put(c.record.table, fresh, fields);

@@ -180,3 +180,36 @@ TEST(Convergence, ManyBatchesBothWays) {
 
 }  // namespace
 }  // namespace fieldsync
+
+namespace fieldsync {
+namespace {
+
+TEST(Convergence, RestoringADeletedRowRecreatesItsUnseenEditsUnderANewId) {
+  Fleet f(2);
+  Replica& a = *f.reps[0];
+  Replica& b = *f.reps[1];
+  ASSERT_TRUE(a.Put("visits", "v1", {{"account_id", "acc1"}, {"purpose", "audit"}}).ok());
+  f.SyncAll();
+  ASSERT_TRUE(a.Put("visits", "v1", {{"summary", "found 3 empty facings"}, {"next_steps", "reorder"}}).ok());
+  ASSERT_TRUE(b.Delete("visits", "v1").ok());
+  f.Sync(1);
+  f.Sync(0);
+  std::vector<Conflict> cs;
+  ASSERT_TRUE(a.Conflicts(false, &cs).ok());
+  ASSERT_EQ(cs.size(), 2u);
+  std::string fresh;
+  ASSERT_TRUE(a.RestoreConflict(cs[0].id, &fresh).ok());
+  ASSERT_FALSE(fresh.empty());
+  json row;
+  ASSERT_TRUE(a.Get("visits", fresh, &row).ok());
+  EXPECT_EQ(row["summary"], "found 3 empty facings");
+  EXPECT_EQ(row["next_steps"], "reorder");
+  ASSERT_TRUE(a.Conflicts(false, &cs).ok());
+  EXPECT_TRUE(cs.empty());  // both records of the row are resolved together
+  EXPECT_EQ(a.Get("visits", "v1", &row).code(), Code::kDeleted);
+  f.SyncAll();
+  f.ExpectConverged();
+}
+
+}  // namespace
+}  // namespace fieldsync
