@@ -198,30 +198,29 @@ Status Replica::ApplyLocked(const WriteBatch& batch, std::vector<ChangeEvent>* e
   // On any failure the transaction rolls back and nothing of the batch
   // stays; the clock may have ticked, which is harmless (stamps need only be
   // unique and increasing, not dense).
-  auto fail = [](Status st) { return st; };
   std::vector<Change> changes;
   for (const WriteOp& op : batch.ops()) {
     const TableDef* t = store_.schema().Find(op.table);
-    if (!t) return fail(Status::NotFound("unknown table '" + op.table + "'"));
+    if (!t) return Status::NotFound("unknown table '" + op.table + "'");
     if (t->reference)
-      return fail(Status(Code::kPermissionDenied,
-                         "table '" + op.table + "' is reference data, written centrally only"));
-    if (!ValidRowId(op.id)) return fail(Status::InvalidArgument("bad row id '" + op.id + "' (1-64 chars of [A-Za-z0-9_-])"));
+      return Status(Code::kPermissionDenied,
+                         "table '" + op.table + "' is reference data, written centrally only");
+    if (!ValidRowId(op.id)) return Status::InvalidArgument("bad row id '" + op.id + "' (1-64 chars of [A-Za-z0-9_-])");
     bool deleted = false;
     Status st = store_.IsDeleted(op.table, op.id, &deleted);
-    if (!st.ok()) return fail(st);
-    if (deleted) return fail(Status(Code::kDeleted, op.table + "/" + op.id + " was deleted"));
+    if (!st.ok()) return st;
+    if (deleted) return Status(Code::kDeleted, op.table + "/" + op.id + " was deleted");
     size_t first = changes.size();
     switch (op.kind) {
       case WriteOp::kPut: {
-        if (!op.fields.is_object()) return fail(Status::InvalidArgument("put fields must be a JSON object"));
+        if (!op.fields.is_object()) return Status::InvalidArgument("put fields must be a JSON object");
         for (const auto& [k, v] : op.fields.items()) {
           if (k == "id" || k == "table") continue;  // the row's identity, not a field
           const ColumnDef* col = t->Find(k);
-          if (!col) return fail(Status::NotFound("unknown column '" + op.table + "." + k + "'"));
+          if (!col) return Status::NotFound("unknown column '" + op.table + "." + k + "'");
           FieldState cur;
-          if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return fail(st);
-          if (!(st = MakeLocalChanges(*t, *col, cur, op.id, v, clock_.get(), &changes)).ok()) return fail(st);
+          if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return st;
+          if (!(st = MakeLocalChanges(*t, *col, cur, op.id, v, clock_.get(), &changes)).ok()) return st;
         }
         break;
       }
@@ -230,33 +229,33 @@ Status Replica::ApplyLocked(const WriteBatch& batch, std::vector<ChangeEvent>* e
         c.table = op.table;
         c.row = op.id;
         c.op = Op::kDelete;
-        if (!(st = store_.RowContext(*t, op.id, &c.ctx)).ok()) return fail(st);
+        if (!(st = store_.RowContext(*t, op.id, &c.ctx)).ok()) return st;
         c.stamp = {clock_->Now(), node_};
         changes.push_back(std::move(c));
         break;
       }
       case WriteOp::kIncrement: {
         const ColumnDef* col = t->Find(op.column);
-        if (!col) return fail(Status::NotFound("unknown column '" + op.table + "." + op.column + "'"));
+        if (!col) return Status::NotFound("unknown column '" + op.table + "." + op.column + "'");
         if (col->merge != MergePolicy::kCounter)
-          return fail(Status::Schema(op.table + "." + op.column + ": not a counter"));
-        if (!std::isfinite(op.delta)) return fail(Status::InvalidArgument("increment must be finite"));
+          return Status::Schema(op.table + "." + op.column + ": not a counter");
+        if (!std::isfinite(op.delta)) return Status::InvalidArgument("increment must be finite");
         if (col->type == ColumnType::kInteger && op.delta != std::floor(op.delta))
-          return fail(Status::Schema(op.table + "." + op.column + ": integer counter takes whole increments"));
+          return Status::Schema(op.table + "." + op.column + ": integer counter takes whole increments");
         if (op.delta == 0) break;
         FieldState cur;
-        if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return fail(st);
+        if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return st;
         changes.push_back(MakeIncrement(*t, *col, cur, op.id, op.delta, clock_.get()));
         break;
       }
       case WriteOp::kAddMember:
       case WriteOp::kRemoveMember: {
         const ColumnDef* col = t->Find(op.column);
-        if (!col) return fail(Status::NotFound("unknown column '" + op.table + "." + op.column + "'"));
-        if (col->merge != MergePolicy::kOrSet) return fail(Status::Schema(op.table + "." + op.column + ": not a set"));
-        if (!(st = Schema::CheckMember(*t, *col, op.member)).ok()) return fail(st);
+        if (!col) return Status::NotFound("unknown column '" + op.table + "." + op.column + "'");
+        if (col->merge != MergePolicy::kOrSet) return Status::Schema(op.table + "." + op.column + ": not a set");
+        if (!(st = Schema::CheckMember(*t, *col, op.member)).ok()) return st;
         FieldState cur;
-        if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return fail(st);
+        if (!(st = store_.LoadField(op.table, op.id, *col, &cur)).ok()) return st;
         changes.push_back(MakeSetMember(*t, *col, cur, op.id, op.member, op.kind == WriteOp::kAddMember, clock_.get()));
         break;
       }
@@ -264,16 +263,16 @@ Status Replica::ApplyLocked(const WriteBatch& batch, std::vector<ChangeEvent>* e
     // Apply this op's changes now, so the next op of the batch sees them.
     for (size_t i = first; i < changes.size(); ++i) {
       const Change& c = changes[i];
-      if (!(st = ValidateChange(store_.schema(), c)).ok()) return fail(st);
+      if (!(st = ValidateChange(store_.schema(), c)).ok()) return st;
       store::ApplyOutcome outcome;
-      if (!(st = store_.ApplyChange(c, &outcome)).ok()) return fail(st);
-      if (!(st = store_.OutboxAppend(c)).ok()) return fail(st);
+      if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+      if (!(st = store_.OutboxAppend(c)).ok()) return st;
     }
     if (changes.size() > first) events->push_back({op.table, op.id, op.kind == WriteOp::kDelete, false});
   }
   Status st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()));
-  if (!st.ok()) return fail(st);
-  if (!(st = tx.Commit()).ok()) return fail(st);
+  if (!st.ok()) return st;
+  if (!(st = tx.Commit()).ok()) return st;
   status_.pending += static_cast<int64_t>(changes.size());
   return Status::OK();
 }
