@@ -62,6 +62,7 @@ const char* SyncStateName(SyncStatus::State s) {
     case SyncStatus::State::kSyncing: return "syncing";
     case SyncStatus::State::kLive: return "live";
     case SyncStatus::State::kBackoff: return "backoff";
+    case SyncStatus::State::kPaused: return "paused";
     case SyncStatus::State::kStopped: return "stopped";
   }
   return "?";
@@ -749,6 +750,13 @@ void Replica::StopBackgroundSync() {
 
 void Replica::SetNetworkAvailable(bool up) {
   network_up_ = up;
+  if (up) wake_gen_.fetch_add(1);
+  bg_cv_.notify_all();
+}
+
+void Replica::SetForeground(bool foreground) {
+  foreground_ = foreground;
+  if (foreground) wake_gen_.fetch_add(1);
   bg_cv_.notify_all();
 }
 
@@ -756,10 +764,13 @@ void Replica::BackgroundLoop(SyncOptions opts) {
   std::mt19937_64 rng(node_ ^ SystemMillis());
   int failures = 0;
   while (bg_running_) {
-    if (!network_up_) {
-      SetState(SyncStatus::State::kBackoff, "waiting: the app reported the network down");
+    uint64_t gen = wake_gen_.load();
+    if (!network_up_ || !foreground_) {
+      if (!foreground_) SetState(SyncStatus::State::kPaused, "paused: the app is in the background");
+      else SetState(SyncStatus::State::kBackoff, "waiting: the app reported the network down");
       std::unique_lock<std::mutex> lk(bg_mu_);
-      bg_cv_.wait(lk, [&] { return !bg_running_ || network_up_; });
+      bg_cv_.wait(lk, [&] { return !bg_running_ || (network_up_ && foreground_); });
+      failures = 0;  // a fresh start: no backoff left over from before
       continue;
     }
     Status st;
@@ -785,7 +796,7 @@ void Replica::BackgroundLoop(SyncOptions opts) {
         }
         SetState(SyncStatus::State::kLive, "connected, receiving live changes");
         uint64_t pushed_at = local_writes_.load();
-        while (st.ok() && bg_running_ && network_up_) {
+        while (st.ok() && bg_running_ && network_up_ && foreground_) {
           if (local_writes_.load() != pushed_at) {
             pushed_at = local_writes_.load();
             st = Guard([&] { return s.PushAll(); });
@@ -811,11 +822,10 @@ void Replica::BackgroundLoop(SyncOptions opts) {
       status_.state = SyncStatus::State::kBackoff;
       status_.reason = "retrying in " + std::to_string(wait) + " ms after: " + st.ToString();
     }
-    bool was_up = network_up_;
     std::unique_lock<std::mutex> lk(bg_mu_);
-    // A network-up hint ends the wait at once (no waiting out the backoff).
+    // A network-up hint since this attempt began ends the wait at once (no waiting out the backoff).
     bg_cv_.wait_for(lk, std::chrono::milliseconds(wait),
-                    [&] { return !bg_running_ || (network_up_ && !was_up); });
+                    [&] { return !bg_running_ || !foreground_ || wake_gen_.load() != gen; });
   }
 }
 

@@ -86,7 +86,7 @@ struct SyncReport {
 // What the app shows in its sync indicator. `reason` says why the state is
 // what it is (never "busy" without a cause).
 struct SyncStatus {
-  enum class State { kIdle, kConnecting, kSyncing, kLive, kBackoff, kStopped };
+  enum class State { kIdle, kConnecting, kSyncing, kLive, kBackoff, kPaused, kStopped };
   State state = State::kIdle;
   std::string reason;
   int64_t pending = 0;        // outbox depth
@@ -180,6 +180,10 @@ class Replica {
   // App hints: the OS says the network is back (retry now, skip the backoff)
   // or gone (stop trying until it returns).
   void SetNetworkAvailable(bool up);
+  // App hint: in the background, background sync closes its connection and
+  // waits (state "paused") without losing its place; back in the foreground
+  // it reconnects at once.
+  void SetForeground(bool foreground);
 
   SyncStatus GetSyncStatus();
 
@@ -208,6 +212,8 @@ class Replica {
   std::thread bg_;
   std::atomic<bool> bg_running_{false};
   std::atomic<bool> network_up_{true};
+  std::atomic<bool> foreground_{true};
+  std::atomic<uint64_t> wake_gen_{0};  // bumped by "network up" / "foreground": ends a backoff
   std::atomic<uint64_t> local_writes_{0};
   std::mutex bg_mu_;
   std::condition_variable bg_cv_;

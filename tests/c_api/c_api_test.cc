@@ -1,0 +1,279 @@
+// The C API's contract, through the shared library: handles, errors as
+// out-parameters, ownership, observers, sync with the real server.
+#include "fieldsync/fieldsync.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/test_support.h"
+
+namespace {
+
+using fieldsync::testing::TempDir;
+using fieldsync::testing::TestServer;
+using nlohmann::json;
+
+constexpr size_t kNul = static_cast<size_t>(-1);
+
+std::string SchemaText() {
+  std::ifstream in(std::getenv("FIELDSYNC_SCHEMA"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct Handle {
+  fs_replica* r = nullptr;
+  Handle(const std::string& path) {
+    std::string schema = SchemaText();
+    fs_error err{};
+    r = fs_replica_open(path.c_str(), schema.data(), schema.size(), &err);
+    EXPECT_NE(r, nullptr) << err.message;
+  }
+  ~Handle() { fs_replica_free(r); }
+};
+
+std::string Take(char* p) {
+  std::string s = p ? p : "";
+  fs_free(p);
+  return s;
+}
+
+TEST(CApi, VersionAndIds) {
+  EXPECT_STREQ(fs_version(), "0.1.0");
+  EXPECT_EQ(fs_protocol_version(), 1);
+  std::string a = Take(fs_new_id()), b = Take(fs_new_id());
+  EXPECT_EQ(a.size(), 36u);
+  EXPECT_NE(a, b);
+}
+
+TEST(CApi, PutGetQueryDelete) {
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  fs_error err{};
+  ASSERT_TRUE(fs_put(h.r, "accounts", "a1", R"({"name":"Metro","phone":"1"})", kNul, &err)) << err.message;
+  ASSERT_TRUE(fs_put(h.r, "accounts", "a2", R"({"name":"Walmart","phone":"2"})", kNul, &err));
+  size_t len = 0;
+  json row = json::parse(Take(fs_get(h.r, "accounts", "a1", &len, &err)));
+  EXPECT_EQ(row["name"], "Metro");
+  fs_result* res = fs_query(h.r, "accounts", R"({"where":{"phone":"2"}})", kNul, &err);
+  ASSERT_NE(res, nullptr) << err.message;
+  ASSERT_EQ(fs_result_count(res), 1u);
+  EXPECT_EQ(json::parse(fs_result_row(res, 0, &len))["id"], "a2");
+  EXPECT_EQ(fs_result_row(res, 1, &len), nullptr);
+  fs_result_free(res);
+  ASSERT_TRUE(fs_delete(h.r, "accounts", "a1", &err));
+  EXPECT_EQ(fs_get(h.r, "accounts", "a1", nullptr, &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_DELETED);
+  ASSERT_TRUE(fs_increment(h.r, "goods_loans", "g1", "returned_qty", 3, &err));
+  EXPECT_EQ(json::parse(Take(fs_get(h.r, "goods_loans", "g1", nullptr, &err)))["returned_qty"], 3);
+}
+
+TEST(CApi, EveryErrorPathReportsACodeAndChangesNothing) {
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  fs_error err{};
+  std::string schema = SchemaText();
+  EXPECT_EQ(fs_replica_open(nullptr, schema.data(), schema.size(), &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(fs_replica_open(dir.File("x.db").c_str(), "{not json", kNul, &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_FALSE(fs_put(nullptr, "accounts", "a", "{}", kNul, &err));
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_FALSE(fs_put(h.r, "accounts", "a", "{oops", kNul, &err));
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_FALSE(fs_put(h.r, "accounts", "a", "[1]", kNul, &err));
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_FALSE(fs_put(h.r, "warehouses", "a", "{}", kNul, &err));
+  EXPECT_EQ(err.code, FS_ERR_NOT_FOUND);
+  EXPECT_FALSE(fs_put(h.r, "accounts", "a", R"({"employees":"many"})", kNul, &err));
+  EXPECT_EQ(err.code, FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_NE(std::string(err.message).find("accounts.employees"), std::string::npos);
+  EXPECT_FALSE(fs_put(h.r, "skus", "s", R"({"name":"x"})", kNul, &err));
+  EXPECT_EQ(err.code, FS_ERR_PERMISSION_DENIED);
+  EXPECT_FALSE(fs_put(h.r, nullptr, "a", "{}", kNul, &err));
+  EXPECT_FALSE(fs_put(h.r, "accounts", nullptr, "{}", kNul, &err));
+  EXPECT_FALSE(fs_put(h.r, "accounts", "a", nullptr, 0, &err));
+  EXPECT_FALSE(fs_increment(h.r, "accounts", "a", "phone", 1, &err));
+  EXPECT_EQ(err.code, FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_EQ(fs_get(h.r, "accounts", "missing", nullptr, &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_NOT_FOUND);
+  EXPECT_EQ(fs_query(h.r, "accounts", R"({"where":{"colour":"red"}})", kNul, &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_NOT_FOUND);
+  EXPECT_EQ(fs_query(h.r, "accounts", R"({"limit":"ten"})", kNul, &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_FALSE(fs_conflict_restore(h.r, 99, nullptr, &err));
+  EXPECT_EQ(err.code, FS_ERR_NOT_FOUND);
+  EXPECT_FALSE(fs_conflict_dismiss(h.r, 99, &err));
+  EXPECT_EQ(err.code, FS_ERR_NOT_FOUND);
+  EXPECT_EQ(fs_observer_add(h.r, nullptr, nullptr, &err), 0u);
+  EXPECT_FALSE(fs_sync_once(h.r, "http://nope/", nullptr, &err));
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_FALSE(fs_sync_start(h.r, nullptr, &err));
+  EXPECT_FALSE(fs_txn_put(nullptr, "accounts", "a", "{}", kNul, &err));
+  EXPECT_FALSE(fs_txn_commit(nullptr, &err));
+  // A NULL err is allowed everywhere.
+  EXPECT_FALSE(fs_put(h.r, "warehouses", "a", "{}", kNul, nullptr));
+  // Nothing of the above was written.
+  fs_result* res = fs_query(h.r, "accounts", nullptr, 0, &err);
+  ASSERT_NE(res, nullptr);
+  EXPECT_EQ(fs_result_count(res), 0u);
+  fs_result_free(res);
+  EXPECT_EQ(json::parse(Take(fs_sync_status(h.r, &err)))["pending"], 0);
+}
+
+TEST(CApi, ClosedHandleFailsCleanly) {
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  fs_error err{};
+  ASSERT_TRUE(fs_replica_close(h.r, &err));
+  ASSERT_TRUE(fs_replica_close(h.r, &err));  // twice is harmless
+  EXPECT_FALSE(fs_put(h.r, "accounts", "a", "{}", kNul, &err));
+  EXPECT_EQ(err.code, FS_ERR_CLOSED);
+  EXPECT_EQ(fs_get(h.r, "accounts", "a", nullptr, &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_CLOSED);
+  EXPECT_EQ(fs_sync_status(h.r, &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_CLOSED);
+  EXPECT_EQ(fs_replica_node(h.r), nullptr);
+  fs_sync_stop(h.r);       // no-ops on a closed handle
+  fs_app_background(h.r);
+  fs_network_changed(h.r, true);
+}
+
+TEST(CApi, TransactionsAreAllOrNothing) {
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  fs_error err{};
+  fs_txn* t = fs_txn_begin(h.r, &err);
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(fs_txn_put(t, "visits", "v1", R"({"purpose":"audit"})", kNul, &err));
+  ASSERT_TRUE(fs_txn_add_member(t, "contacts", "c1", "buying_roles", "decision_maker", &err));
+  ASSERT_TRUE(fs_txn_put(t, "visits", "v2", R"({"status":"teleported"})", kNul, &err));  // fails at commit
+  EXPECT_FALSE(fs_txn_commit(t, &err));
+  EXPECT_EQ(err.code, FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_EQ(fs_get(h.r, "visits", "v1", nullptr, &err), nullptr);
+  t = fs_txn_begin(h.r, &err);
+  ASSERT_TRUE(fs_txn_put(t, "visits", "v1", R"({"purpose":"audit"})", kNul, &err));
+  ASSERT_TRUE(fs_txn_add_member(t, "contacts", "c1", "buying_roles", "decision_maker", &err));
+  ASSERT_TRUE(fs_txn_increment(t, "goods_loans", "g1", "returned_qty", 2, &err));
+  ASSERT_TRUE(fs_txn_commit(t, &err)) << err.message;
+  EXPECT_EQ(json::parse(Take(fs_get(h.r, "contacts", "c1", nullptr, &err)))["buying_roles"],
+            json::array({"decision_maker"}));
+  t = fs_txn_begin(h.r, &err);
+  ASSERT_TRUE(fs_txn_remove_member(t, "contacts", "c1", "buying_roles", "decision_maker", &err));
+  ASSERT_TRUE(fs_txn_delete(t, "visits", "v1", &err));
+  fs_txn_abort(t);  // nothing written
+  EXPECT_NE(fs_get(h.r, "visits", "v1", nullptr, &err), nullptr);
+}
+
+struct Seen {
+  std::mutex mu;
+  std::vector<json> events;
+};
+
+void OnChange(void* ctx, const char* events, size_t len) {
+  auto* seen = static_cast<Seen*>(ctx);
+  std::lock_guard<std::mutex> lock(seen->mu);
+  for (auto& e : json::parse(std::string(events, len))) seen->events.push_back(e);
+}
+
+TEST(CApi, SyncAndObserveAChangeMadeElsewhere) {
+  TempDir dir;
+  TestServer server;
+  Handle a(dir.File("a.db")), b(dir.File("b.db"));
+  fs_error err{};
+  Seen seen;
+  uint64_t token = fs_observer_add(b.r, OnChange, &seen, &err);
+  ASSERT_NE(token, 0u);
+  std::string url = server.url();
+  ASSERT_TRUE(fs_sync_start(b.r, url.c_str(), &err)) << err.message;
+  ASSERT_TRUE(fs_put(a.r, "store_checks", "chk1", R"({"status":"submitted"})", kNul, &err));
+  fs_sync_report rep{};
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), &rep, &err)) << err.message;
+  EXPECT_EQ(rep.pushed, 1);
+  bool got = false;
+  for (int i = 0; i < 500 && !got; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(seen.mu);
+      for (const auto& e : seen.events) got |= e["remote"] == true && e["id"] == "chk1";
+    }
+    if (!got) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(got);
+  EXPECT_EQ(json::parse(Take(fs_get(b.r, "store_checks", "chk1", nullptr, &err)))["status"], "submitted");
+  // Background and foreground: paused, then live again.
+  fs_app_background(b.r);
+  bool paused = false;
+  for (int i = 0; i < 500 && !paused; ++i) {
+    paused = json::parse(Take(fs_sync_status(b.r, &err)))["state"] == "paused";
+    if (!paused) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(paused);
+  fs_app_foreground(b.r);
+  bool live = false;
+  for (int i = 0; i < 500 && !live; ++i) {
+    live = json::parse(Take(fs_sync_status(b.r, &err)))["state"] == "live";
+    if (!live) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(live);
+  fs_observer_remove(b.r, token);
+  fs_sync_stop(b.r);
+  EXPECT_EQ(json::parse(Take(fs_sync_status(b.r, &err)))["state"], "stopped");
+  EXPECT_EQ(Take(fs_conflicts(b.r, false, &err)), "[]");
+  EXPECT_EQ(Take(fs_rejections(b.r, &err)), "[]");
+  EXPECT_EQ(std::string(fs_replica_node(a.r)).size(), 16u);
+}
+
+TEST(CApi, ConflictsCanBeListedAndRestored) {
+  TempDir dir;
+  TestServer server;
+  Handle a(dir.File("a.db")), b(dir.File("b.db"));
+  fs_error err{};
+  std::string url = server.url();
+  ASSERT_TRUE(fs_put(a.r, "accounts", "x", R"({"phone":"a"})", kNul, &err));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  ASSERT_TRUE(fs_put(b.r, "accounts", "x", R"({"phone":"b"})", kNul, &err));
+  ASSERT_TRUE(fs_sync_once(b.r, url.c_str(), nullptr, &err));
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), nullptr, &err));
+  json cs = json::parse(Take(fs_conflicts(a.r, false, &err)));
+  ASSERT_EQ(cs.size(), 1u);
+  EXPECT_EQ(cs[0]["lost_value"], "a");
+  char* fresh = nullptr;
+  ASSERT_TRUE(fs_conflict_restore(a.r, cs[0]["id"].get<int64_t>(), &fresh, &err)) << err.message;
+  EXPECT_EQ(fresh, nullptr);  // an lww restore writes the same row
+  EXPECT_EQ(json::parse(Take(fs_get(a.r, "accounts", "x", nullptr, &err)))["phone"], "a");
+  EXPECT_EQ(Take(fs_conflicts(a.r, false, &err)), "[]");
+}
+
+TEST(CApi, TwoThreadsOnOneReplica) {
+  // The documented rule: calls on one replica may come from any thread; the
+  // library serializes them. Both threads' writes must all land.
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  auto writer = [&](int who) {
+    fs_error err{};
+    for (int i = 0; i < 100; ++i) {
+      std::string id = "t" + std::to_string(who) + "-" + std::to_string(i);
+      EXPECT_TRUE(fs_put(h.r, "contacts", id.c_str(), R"({"name":"n"})", kNul, &err)) << err.message;
+      EXPECT_TRUE(fs_increment(h.r, "goods_loans", "g", "returned_qty", 1, &err));
+    }
+  };
+  std::thread t1(writer, 1), t2(writer, 2);
+  t1.join();
+  t2.join();
+  fs_error err{};
+  fs_result* res = fs_query(h.r, "contacts", nullptr, 0, &err);
+  EXPECT_EQ(fs_result_count(res), 200u);
+  fs_result_free(res);
+  EXPECT_EQ(json::parse(Take(fs_get(h.r, "goods_loans", "g", nullptr, &err)))["returned_qty"], 200);
+}
+
+}  // namespace
