@@ -133,7 +133,9 @@ MergeResult MergeCounter(const ColumnDef& col, const FieldState& cur, const Chan
   // so every arrival order ends with the same stamp.
   Stamp stamp = cur.present ? std::max(cur.stamp, c.stamp) : c.stamp;
   if (!grew && cur.present && stamp == cur.stamp) return r;
-  totals[key] = mine;
+  // A node's entry exists only once it has counted something: an absent
+  // entry and [0, 0] mean the same, so a zero increment stores nothing.
+  if (grew) totals[key] = mine;
   r.changed = true;
   r.state.present = true;
   r.state.stamp = stamp;
@@ -268,8 +270,10 @@ Status ValidateChange(const Schema& schema, const Change& c) {
         bool integral = col->type == ColumnType::kInteger;
         if (integral ? !v.is_number_integer() : !v.is_number())
           return Status::Schema(where + ": counter totals must be " + (integral ? "integers" : "numbers"));
-        if (v.get<double>() < 0 || !std::isfinite(v.get<double>()))
-          return Status::Schema(where + ": counter totals must be finite and >= 0");
+        // 2^53: exact in every JSON implementation, and sums of many nodes'
+        // totals stay far from int64 overflow.
+        if (v.get<double>() < 0 || !std::isfinite(v.get<double>()) || v.get<double>() > 9007199254740992.0)
+          return Status::Schema(where + ": counter totals must be finite, >= 0 and <= 2^53");
       }
       return Status::OK();
     }

@@ -2,6 +2,8 @@
 
 #include <zstd.h>
 
+#include <cmath>
+
 namespace fieldsync {
 
 const char* EncodingName(Encoding e) { return e == Encoding::kMsgPack ? "msgpack" : "json"; }
@@ -121,12 +123,16 @@ bool ValidUtf8(const std::string& s) {
   return true;
 }
 
-bool StringsValid(const json& j) {
+// MessagePack can also carry what JSON cannot: NaN and infinities (JSON
+// writes them as null, so two peers would disagree) and binary values.
+bool ValuesValid(const json& j) {
   std::vector<const json*> stack{&j};
   while (!stack.empty()) {
     const json* n = stack.back();
     stack.pop_back();
     if (n->is_string() && !ValidUtf8(n->get_ref<const std::string&>())) return false;
+    if (n->is_binary()) return false;
+    if (n->is_number_float() && !std::isfinite(n->get<double>())) return false;
     if (n->is_object())
       for (auto it = n->begin(); it != n->end(); ++it) {
         if (!ValidUtf8(it.key())) return false;
@@ -197,7 +203,8 @@ Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
     if (scan == Scan::kMalformed) return Status::Corruption("payload is not valid MessagePack");
     if (scan == Scan::kTooDeep) return Status::Limit("message nests too deeply");
     j = json::from_msgpack(payload.begin(), payload.end(), true, /*allow_exceptions=*/false);
-    if (!j.is_discarded() && !StringsValid(j)) return Status::Corruption("MessagePack string is not valid UTF-8");
+    if (!j.is_discarded() && !ValuesValid(j))
+      return Status::Corruption("MessagePack value JSON cannot carry: invalid UTF-8, binary, NaN or infinity");
   } else {
     j = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
   }

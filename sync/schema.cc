@@ -1,5 +1,6 @@
 #include "sync/schema.h"
 
+#include <cmath>
 #include <cstdio>
 #include <set>
 
@@ -250,6 +251,7 @@ Status Schema::CheckValue(const TableDef& t, const ColumnDef& c, const json& v) 
       return Status::OK();
     case ColumnType::kReal:
       if (!v.is_number()) return bad("a number");
+      if (!std::isfinite(v.get<double>())) return Status::Schema(Where(t, c) + ": number is not finite");
       return Status::OK();
     case ColumnType::kBoolean:
       if (!v.is_boolean()) return bad("a boolean");

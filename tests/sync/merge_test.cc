@@ -537,3 +537,35 @@ TEST_F(MergeTest, ValidateRefusals) {
 
 }  // namespace
 }  // namespace fieldsync
+
+namespace fieldsync {
+namespace {
+
+// Regressions found by tests/fuzz (corpus: fuzz_merge/crash-counter-zero-inc,
+// and a counter sum overflow found with fuzz_change).
+TEST_F(MergeTest, CounterZeroIncrementFromANewNodeIsOrderIndependent) {
+  Change zero = Make("units", Op::kIncrement, json::array({0, 0}), {MakeHlc(kT0, 5), 7});
+  Change five = Make("units", Op::kIncrement, json::array({0, 5}), {MakeHlc(kT0, 5), 42});
+  FieldState a = MergeField(Col("units"), MergeField(Col("units"), {}, zero).state, five).state;
+  FieldState b = MergeField(Col("units"), MergeField(Col("units"), {}, five).state, zero).state;
+  EXPECT_EQ(a.crdt.dump(), b.crdt.dump());
+  EXPECT_EQ(a.value, -5);
+  EXPECT_EQ(a.stamp, b.stamp);
+}
+
+TEST_F(MergeTest, CounterTotalsBeyondTwoToThe53AreRefused) {
+  Stamp st{MakeHlc(kT0, 0), 1};
+  EXPECT_EQ(ValidateChange(schema_, Make("units", Op::kIncrement, json::array({0, 9223372036854775807LL}), st)).code(),
+            Code::kSchemaViolation);
+  EXPECT_EQ(ValidateChange(schema_, Make("units", Op::kIncrement, json::array({0, 9007199254740992LL}), st)).code(),
+            Code::kOk);
+}
+
+TEST_F(MergeTest, NonFiniteRealsAreRefused) {
+  Stamp st{MakeHlc(kT0, 0), 1};
+  EXPECT_EQ(ValidateChange(schema_, Make("amount", Op::kIncrement, json::array({std::nan(""), 0}), st)).code(),
+            Code::kSchemaViolation);
+}
+
+}  // namespace
+}  // namespace fieldsync

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -551,6 +553,27 @@ TEST(MsgpackHardening, NestingAtTheLimitIsAccepted) {
   EXPECT_TRUE(DecodeFrame(MsgpackFrame(std::string(b.begin(), b.end())), lim, &m).ok());
   lim.max_json_depth = 4;
   EXPECT_FALSE(DecodeFrame(MsgpackFrame(std::string(b.begin(), b.end())), lim, &m).ok());
+}
+
+}  // namespace
+}  // namespace fieldsync
+
+namespace fieldsync {
+namespace {
+
+// Regressions found by tests/fuzz/fuzz_frame (corpus: crash-msgpack-nan).
+TEST(MsgpackHardening, ValuesJsonCannotCarryAreRefused) {
+  json m;
+  Limits lim;
+  const double kInf = std::numeric_limits<double>::infinity();
+  for (double bad : {std::nan(""), kInf, -kInf}) {
+    std::vector<uint8_t> b = json::to_msgpack(json{{"type", "pull"}, {"f", bad}});
+    Status st = DecodeFrame(std::string(1, '\x01') + std::string(b.begin(), b.end()), lim, &m);
+    EXPECT_EQ(st.code(), Code::kCorruption) << bad;
+  }
+  std::vector<uint8_t> bin = json::to_msgpack(json{{"type", "pull"}, {"b", json::binary({1, 2, 3})}});
+  EXPECT_EQ(DecodeFrame(std::string(1, '\x01') + std::string(bin.begin(), bin.end()), lim, &m).code(),
+            Code::kCorruption);
 }
 
 }  // namespace
