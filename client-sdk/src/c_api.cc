@@ -23,6 +23,7 @@ struct fs_replica {
 struct fs_txn {
   fs_replica* replica;
   fieldsync::WriteBatch batch;
+  fieldsync::Status failed;  // the first refused operation: commit reports it and writes nothing
 };
 
 struct fs_result {
@@ -108,6 +109,7 @@ bool TxnOp(fs_txn* t, fs_error* err, const char* table, const char* id, F&& add)
     if (st.ok()) st = NeedString(table, "table");
     if (st.ok()) st = NeedString(id, "id");
     if (st.ok()) st = add();
+    if (!st.ok() && t && t->failed.ok()) t->failed = st;
     return Report(err, st);
   });
 }
@@ -254,7 +256,7 @@ void fs_result_free(fs_result* res) { delete res; }
 fs_txn* fs_txn_begin(fs_replica* r, fs_error* err) {
   return Guarded(err, [&]() -> fs_txn* {
     if (!Report(err, NeedReplica(r))) return nullptr;
-    return new fs_txn{r, {}};
+    return new fs_txn{r, {}, Status::OK()};
   });
 }
 
@@ -308,6 +310,8 @@ bool fs_txn_commit(fs_txn* t, fs_error* err) {
   std::unique_ptr<fs_txn> owned(t);
   return Guarded(err, [&] {
     Status st = t ? NeedReplica(t->replica) : Status::InvalidArgument("transaction handle is NULL");
+    if (st.ok() && !t->failed.ok())
+      st = Status(t->failed.code(), "an operation of this transaction was refused: " + t->failed.message());
     if (st.ok()) st = t->replica->impl->Apply(t->batch);
     return Report(err, st);
   });
@@ -362,7 +366,10 @@ bool fs_sync_start(fs_replica* r, const char* url, fs_error* err) {
 }
 
 void fs_sync_stop(fs_replica* r) {
-  if (NeedReplica(r).ok()) r->impl->StopBackgroundSync();
+  try {
+    if (NeedReplica(r).ok()) r->impl->StopBackgroundSync();
+  } catch (...) {
+  }
 }
 
 char* fs_sync_status(fs_replica* r, fs_error* err) {

@@ -116,6 +116,7 @@ void WriteBatch::RemoveMember(std::string table, std::string id, std::string col
 
 Replica::~Replica() {
   StopBackgroundSync();
+  if (bg_.joinable()) bg_.join();  // stopped earlier from its own callback
   std::lock_guard<std::mutex> lock(mu_);
   store_.Close();
 }
@@ -187,7 +188,7 @@ Status Replica::Apply(const WriteBatch& batch) {
   }
   if (st.ok()) {
     local_writes_.fetch_add(1);
-    bg_cv_.notify_all();
+    WakeBackground();
     Notify(events);
   }
   return st;
@@ -737,27 +738,38 @@ Status Replica::StartBackgroundSync(const SyncOptions& opts) {
   Status st = client::ParseUrl(opts.url, &u);
   if (!st.ok()) return st;
   if (bg_running_.exchange(true)) return Status(Code::kBusy, "background sync is already running");
+  // A thread stopped from its own observer callback could not join itself.
+  if (bg_.joinable()) bg_.join();
   bg_ = std::thread([this, opts] { BackgroundLoop(opts); });
   return Status::OK();
 }
 
+void Replica::WakeBackground() {
+  // Taking the mutex orders this wake-up after the waiter's predicate check,
+  // so it cannot be lost between the check and the wait.
+  { std::lock_guard<std::mutex> lk(bg_mu_); }
+  bg_cv_.notify_all();
+}
+
 void Replica::StopBackgroundSync() {
   if (!bg_running_.exchange(false)) return;
-  bg_cv_.notify_all();
-  if (bg_.joinable()) bg_.join();
+  WakeBackground();
+  // Called from an observer on the sync thread itself: the loop ends when
+  // the callback returns; the thread is joined by the next start or close.
+  if (bg_.joinable() && bg_.get_id() != std::this_thread::get_id()) bg_.join();
   SetState(SyncStatus::State::kStopped, "background sync stopped by the app");
 }
 
 void Replica::SetNetworkAvailable(bool up) {
   network_up_ = up;
   if (up) wake_gen_.fetch_add(1);
-  bg_cv_.notify_all();
+  WakeBackground();
 }
 
 void Replica::SetForeground(bool foreground) {
   foreground_ = foreground;
   if (foreground) wake_gen_.fetch_add(1);
-  bg_cv_.notify_all();
+  WakeBackground();
 }
 
 void Replica::BackgroundLoop(SyncOptions opts) {

@@ -277,3 +277,49 @@ TEST(CApi, TwoThreadsOnOneReplica) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CApi, ARefusedTransactionOperationFailsTheCommit) {
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  fs_error err{};
+  fs_txn* t = fs_txn_begin(h.r, &err);
+  ASSERT_TRUE(fs_txn_put(t, "visits", "v1", R"({"purpose":"audit"})", kNul, &err));
+  EXPECT_FALSE(fs_txn_put(t, "visits", "v2", "{broken", kNul, &err));
+  EXPECT_FALSE(fs_txn_commit(t, &err));
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(fs_get(h.r, "visits", "v1", nullptr, &err), nullptr);  // nothing written
+  EXPECT_EQ(err.code, FS_ERR_NOT_FOUND);
+}
+
+struct StopFromCallback {
+  fs_replica* r;
+  std::atomic<bool> stopped{false};
+};
+
+void StopOnChange(void* ctx, const char*, size_t) {
+  auto* s = static_cast<StopFromCallback*>(ctx);
+  if (!s->stopped.exchange(true)) fs_sync_stop(s->r);  // on the sync thread itself
+}
+
+TEST(CApi, StoppingSyncFromItsOwnObserverIsSafe) {
+  TempDir dir;
+  TestServer server;
+  Handle a(dir.File("a.db")), b(dir.File("b.db"));
+  fs_error err{};
+  StopFromCallback ctx{b.r};
+  ASSERT_NE(fs_observer_add(b.r, StopOnChange, &ctx, &err), 0u);
+  std::string url = server.url();
+  ASSERT_TRUE(fs_put(a.r, "accounts", "x", R"({"phone":"1"})", kNul, &err));
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), nullptr, &err));
+  ASSERT_TRUE(fs_sync_start(b.r, url.c_str(), &err));
+  for (int i = 0; i < 500 && !ctx.stopped; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(ctx.stopped);
+  // It can be started again, and closing joins everything.
+  ASSERT_TRUE(fs_sync_start(b.r, url.c_str(), &err)) << err.message;
+  fs_sync_stop(b.r);
+  EXPECT_TRUE(fs_replica_close(b.r, &err));
+}
+
+}  // namespace

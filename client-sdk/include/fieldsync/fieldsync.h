@@ -17,7 +17,15 @@
  *    whose write or sync produced the change (the caller's thread for local
  *    writes, the background sync thread for remote changes), after the
  *    change is committed; a callback may call back into the replica but must
- *    not close it. A transaction handle belongs to one thread at a time.
+ *    not close or free it. A transaction handle belongs to one thread at a
+ *    time and must be committed or aborted before its replica is freed.
+ *  - Closing, like sqlite3_close: the app makes sure no other call on the
+ *    same replica is running when it calls fs_replica_close/fs_replica_free
+ *    (calls made after the close fail with FS_ERR_CLOSED). fs_sync_stop may
+ *    be called from an observer, even on the sync thread itself.
+ *    fs_observer_remove does not wait for a callback already running on
+ *    another thread: keep its context alive until that callback has returned
+ *    (at the latest, until the replica is closed).
  *  - A NULL or closed handle gets FS_ERR_INVALID_ARGUMENT / FS_ERR_CLOSED,
  *    never a crash.
  */

@@ -197,6 +197,7 @@ class Replica {
   void Notify(const std::vector<ChangeEvent>& events);
   void SetState(SyncStatus::State s, const std::string& reason);
   void BackgroundLoop(SyncOptions opts);
+  void WakeBackground();
 
   mutable std::mutex mu_;  // guards store_, clock_, status_
   store::Store store_;
