@@ -323,3 +323,211 @@ TEST(CApi, StoppingSyncFromItsOwnObserverIsSafe) {
 }
 
 }  // namespace
+
+namespace {
+
+// The error paths docs/c-api.md lists, each with the code it must produce.
+TEST(CApi, ErrorPathsReturnTheirDocumentedCodes) {
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  Handle closed(dir.File("closed.db"));
+  fs_error err{};
+  ASSERT_TRUE(fs_replica_close(closed.r, &err));
+  std::string schema = SchemaText();
+  auto code = [&](bool ok) { return ok ? FS_OK : err.code; };
+  auto code_p = [&](const void* p) { return p ? FS_OK : err.code; };
+
+  // Opening.
+  EXPECT_EQ(code_p(fs_replica_open(dir.File("a.db").c_str(), nullptr, 0, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_replica_open(dir.File("a.db").c_str(), "{\"version\":1,\"tables\":[]}", kNul, &err)),
+            FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_EQ(code_p(fs_replica_open(dir.File("no/such/dir/a.db").c_str(), schema.data(), schema.size(), &err)),
+            FS_ERR_IO);
+  EXPECT_EQ(code(fs_replica_close(nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(fs_replica_node(nullptr), nullptr);
+
+  // Records.
+  ASSERT_TRUE(fs_put(h.r, "visits", "gone", R"({"status":"completed"})", kNul, &err));
+  ASSERT_TRUE(fs_put(h.r, "visits", "v", R"({"status":"completed"})", kNul, &err));
+  ASSERT_TRUE(fs_delete(h.r, "visits", "gone", &err));
+  EXPECT_EQ(code(fs_put(h.r, "accounts", "a", R"({"colour":"red"})", kNul, &err)), FS_ERR_NOT_FOUND);
+  EXPECT_EQ(code(fs_put(h.r, "accounts", "bad id", R"({"phone":"1"})", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_put(h.r, "visits", "gone", R"({"purpose":"x"})", kNul, &err)), FS_ERR_DELETED);
+  EXPECT_EQ(code(fs_put(h.r, "visits", "v", R"({"status":"planned"})", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_put(h.r, "goods_loans", "g", R"({"returned_qty":null})", kNul, &err)), FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_EQ(code(fs_put(h.r, nullptr, "a", "{}", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_put(h.r, "accounts", nullptr, "{}", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_put(h.r, "accounts", "a", nullptr, 0, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_delete(nullptr, "visits", "v", &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_delete(h.r, nullptr, "v", &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_delete(h.r, "visits", nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_delete(closed.r, "visits", "v", &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code(fs_delete(h.r, "nope", "v", &err)), FS_ERR_NOT_FOUND);
+  EXPECT_EQ(code(fs_delete(h.r, "skus", "s", &err)), FS_ERR_PERMISSION_DENIED);
+  EXPECT_EQ(code(fs_delete(h.r, "visits", "bad id", &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_delete(h.r, "visits", "gone", &err)), FS_ERR_DELETED);
+  EXPECT_EQ(code(fs_increment(h.r, "goods_loans", "g", nullptr, 1, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_increment(h.r, "goods_loans", "g", "nope", 1, &err)), FS_ERR_NOT_FOUND);
+  EXPECT_EQ(code(fs_increment(h.r, "goods_loans", "g", "returned_qty", INFINITY, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_increment(h.r, "goods_loans", "g", "returned_qty", 0.5, &err)), FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_EQ(code(fs_increment(h.r, "skus", "s", "list_price", 1, &err)), FS_ERR_PERMISSION_DENIED);
+  EXPECT_EQ(code(fs_increment(h.r, "visits", "gone", "summary", 1, &err)), FS_ERR_DELETED);
+  EXPECT_EQ(code(fs_increment(closed.r, "goods_loans", "g", "returned_qty", 1, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code_p(fs_get(h.r, "nope", "a", nullptr, &err)), FS_ERR_NOT_FOUND);
+  EXPECT_EQ(code_p(fs_get(h.r, nullptr, "a", nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_get(h.r, "accounts", nullptr, nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+
+  // Queries.
+  EXPECT_EQ(code_p(fs_query(h.r, "nope", nullptr, 0, &err)), FS_ERR_NOT_FOUND);
+  EXPECT_EQ(code_p(fs_query(h.r, "accounts", R"({"order_by":"nope"})", kNul, &err)), FS_ERR_NOT_FOUND);
+  EXPECT_EQ(code_p(fs_query(h.r, "accounts", R"({"where":{"employees":"many"}})", kNul, &err)),
+            FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_EQ(code_p(fs_query(h.r, "accounts", R"({"where":[1]})", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_query(h.r, "accounts", "{oops", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_query(h.r, "accounts", "[]", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_query(h.r, "accounts", R"({"limit":-1})", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_query(h.r, "accounts", R"({"offset":-1})", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_query(h.r, nullptr, nullptr, 0, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_query(closed.r, "accounts", nullptr, 0, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(fs_result_count(nullptr), 0u);
+  EXPECT_EQ(fs_result_row(nullptr, 0, nullptr), nullptr);
+  fs_result_free(nullptr);
+
+  // Transactions.
+  EXPECT_EQ(code_p(fs_txn_begin(nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_txn_begin(closed.r, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code(fs_txn_put(nullptr, "a", "b", "{}", kNul, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_txn_delete(nullptr, "a", "b", &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_txn_increment(nullptr, "a", "b", "c", 1, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_txn_add_member(nullptr, "a", "b", "c", "m", &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_txn_remove_member(nullptr, "a", "b", "c", "m", &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_txn_commit(nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  auto txn_code = [&](auto&& op) {
+    fs_txn* t = fs_txn_begin(h.r, &err);
+    op(t);
+    return code(fs_txn_commit(t, &err));
+  };
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_put(t, "a", "b", "[1]", kNul, &err); }), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_increment(t, "a", "b", nullptr, 1, &err); }), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_add_member(t, "a", "b", "c", nullptr, &err); }), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_remove_member(t, "a", "b", nullptr, "m", &err); }),
+            FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_delete(t, "nope", "b", &err); }), FS_ERR_NOT_FOUND);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_delete(t, "skus", "b", &err); }), FS_ERR_PERMISSION_DENIED);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_put(t, "visits", "gone", R"({"purpose":"x"})", kNul, &err); }),
+            FS_ERR_DELETED);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_add_member(t, "contacts", "c", "name", "x", &err); }),
+            FS_ERR_SCHEMA_VIOLATION);
+  EXPECT_EQ(txn_code([&](fs_txn* t) { fs_txn_add_member(t, "contacts", "c", "buying_roles", "astronaut", &err); }),
+            FS_ERR_SCHEMA_VIOLATION);
+  {
+    Handle later(dir.File("later.db"));
+    fs_txn* t = fs_txn_begin(later.r, &err);
+    fs_txn_put(t, "accounts", "a", "{}", kNul, &err);
+    ASSERT_TRUE(fs_replica_close(later.r, &err));
+    EXPECT_EQ(code(fs_txn_commit(t, &err)), FS_ERR_CLOSED);
+  }
+
+  // Observers, sync, status, conflicts on bad handles and bad arguments.
+  EXPECT_EQ(fs_observer_add(h.r, nullptr, nullptr, &err), 0u);
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(fs_observer_add(closed.r, [](void*, const char*, size_t) {}, nullptr, &err), 0u);
+  EXPECT_EQ(err.code, FS_ERR_CLOSED);
+  fs_observer_remove(closed.r, 1);
+  EXPECT_EQ(code(fs_sync_once(h.r, nullptr, nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_sync_once(h.r, "wss://127.0.0.1:1/", nullptr, &err)), FS_ERR_UNSUPPORTED);
+  fs_sync_report rep{};
+  rep.pushed = -1;
+  EXPECT_EQ(code(fs_sync_once(h.r, "ws://127.0.0.1:1/", &rep, &err)), FS_ERR_IO);
+  EXPECT_EQ(rep.pushed, 0);  // the report is filled even on failure
+  EXPECT_EQ(code(fs_sync_once(closed.r, "ws://127.0.0.1:1/", nullptr, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code(fs_sync_start(h.r, "tcp://x", &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_sync_start(h.r, "wss://127.0.0.1:1/", &err)), FS_ERR_UNSUPPORTED);
+  EXPECT_EQ(code(fs_sync_start(h.r, nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_sync_start(closed.r, "ws://127.0.0.1:1/", &err)), FS_ERR_CLOSED);
+  fs_app_foreground(closed.r);
+  EXPECT_EQ(code_p(fs_sync_status(nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_conflicts(nullptr, false, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_conflicts(closed.r, false, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code_p(fs_rejections(nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code_p(fs_rejections(closed.r, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code(fs_conflict_dismiss(closed.r, 1, &err)), FS_ERR_CLOSED);
+}
+
+TEST(CApi, BusySyncAndBackgroundFailureAreReported) {
+  TempDir dir;
+  TestServer server;
+  Handle h(dir.File("r.db"));
+  fs_error err{};
+  std::string url = server.url();
+  ASSERT_TRUE(fs_sync_start(h.r, url.c_str(), &err));
+  EXPECT_FALSE(fs_sync_start(h.r, url.c_str(), &err));
+  EXPECT_EQ(err.code, FS_ERR_BUSY);
+  bool live = false;
+  for (int i = 0; i < 500 && !live; ++i) {
+    live = json::parse(Take(fs_sync_status(h.r, &err)))["state"] == "live";
+    if (!live) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(live);
+  EXPECT_FALSE(fs_sync_once(h.r, url.c_str(), nullptr, &err));
+  EXPECT_EQ(err.code, FS_ERR_BUSY);
+  // The network goes down: background sync waits with a reason, not an error loop.
+  fs_network_changed(h.r, false);
+  json s;
+  for (int i = 0; i < 500; ++i) {
+    s = json::parse(Take(fs_sync_status(h.r, &err)));
+    if (s["state"] == "backoff") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(s["state"], "backoff");
+  EXPECT_NE(s["reason"].get<std::string>().find("network down"), std::string::npos);
+  fs_network_changed(h.r, true);
+  for (int i = 0; i < 500 && s["state"] != "live"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    s = json::parse(Take(fs_sync_status(h.r, &err)));
+  }
+  EXPECT_EQ(s["state"], "live");
+  // The server goes away: the failure shows in the status.
+  server.Stop();
+  for (int i = 0; i < 500; ++i) {
+    s = json::parse(Take(fs_sync_status(h.r, &err)));
+    if (s["state"] == "backoff" && s["attempts"].get<int>() > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(s["state"], "backoff");
+  EXPECT_FALSE(s["last_error"].get<std::string>().empty());
+  fs_sync_stop(h.r);
+}
+
+TEST(CApi, RestoreRefusalsAreReported) {
+  TempDir dir;
+  TestServer server;
+  Handle a(dir.File("a.db")), b(dir.File("b.db"));
+  fs_error err{};
+  std::string url = server.url();
+  // A state conflict: the furthest state wins and cannot be restored backwards.
+  ASSERT_TRUE(fs_put(a.r, "visits", "v", R"({"status":"checked_in"})", kNul, &err));
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), nullptr, &err));
+  ASSERT_TRUE(fs_sync_once(b.r, url.c_str(), nullptr, &err));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  ASSERT_TRUE(fs_put(b.r, "visits", "v", R"({"status":"completed"})", kNul, &err));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  // a's concurrent, later write of a lower state loses
+  ASSERT_TRUE(fs_put(a.r, "visits", "v", R"({"purpose":"recheck"})", kNul, &err));
+  ASSERT_TRUE(fs_put(a.r, "accounts", "x", R"({"phone":"a"})", kNul, &err));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  ASSERT_TRUE(fs_put(b.r, "accounts", "x", R"({"phone":"b"})", kNul, &err));
+  ASSERT_TRUE(fs_sync_once(b.r, url.c_str(), nullptr, &err));
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), nullptr, &err));
+  json cs = json::parse(Take(fs_conflicts(a.r, false, &err)));
+  ASSERT_FALSE(cs.empty());
+  int64_t lww = 0;
+  for (const auto& c : cs)
+    if (c["kind"] == "lww") lww = c["id"];
+  ASSERT_NE(lww, 0);
+  ASSERT_TRUE(fs_conflict_dismiss(a.r, lww, &err));
+  EXPECT_FALSE(fs_conflict_restore(a.r, lww, nullptr, &err));  // already resolved
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+}
+
+}  // namespace
