@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the C API package into a temporary prefix, builds the C example
+# Installs the package into a temporary prefix, builds the C example
 # against it twice (pkg-config, and CMake's find_package), starts a real
 # server process and runs the example through it.
 set -euo pipefail
@@ -28,3 +28,15 @@ test -n "$url"
 
 LD_LIBRARY_PATH="$libdir" "$work/example_pc" "$url" "$source_dir/schema/field_sales.json" "$work/run1"
 LD_LIBRARY_PATH="$libdir" "$work/example_build/sync_example" "$url" "$source_dir/schema/field_sales.json" "$work/run2"
+
+# The Java binding from the same installed package: the test program is
+# compiled against the installed jar and loads the installed JNI library.
+jar=$(ls "$work"/prefix/share/java/fieldsync-*.jar 2>/dev/null | head -1 || true)
+if [ -n "$jar" ] && command -v javac >/dev/null; then
+  mkdir -p "$work/javatest"
+  javac -cp "$jar" -d "$work/javatest" "$source_dir/bindings/java/src/test/java/io/fieldsync/EndToEndTest.java"
+  LD_LIBRARY_PATH="$libdir" "$source_dir/bindings/java/run_test.sh" "$cli" "$jar:$work/javatest" "$libdir" \
+    "$source_dir/schema/field_sales.json" > "$work/java.out" 2>&1 || { cat "$work/java.out"; exit 1; }
+  grep -q "0 failed" "$work/java.out"
+  echo "java binding from the installed package: $(grep -o '[0-9]* passed, 0 failed' "$work/java.out")"
+fi
