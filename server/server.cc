@@ -128,7 +128,8 @@ Status Server::Start() {
     signals_->async_wait([this](const boost::system::error_code& e, int sig) {
       if (e) return;
       hub_->Log("signal " + std::to_string(sig) + ", shutting down");
-      std::thread([this] { Stop(); }).detach();
+      // Not Stop() here: an io thread cannot join itself. Wait() does it.
+      RequestStop();
     });
   }
   Accept();
@@ -160,9 +161,17 @@ void Server::Accept() {
   });
 }
 
+void Server::RequestStop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stop_requested_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
 void Server::Stop() {
   if (stopped_.exchange(true)) {
-    Wait();
+    JoinThreads();
     return;
   }
   // The acceptor lives on its own strand: closing it must not race the
@@ -181,10 +190,19 @@ void Server::Stop() {
   // committed, so nothing is lost by stopping here.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ioc_.stop();
-  Wait();
+  JoinThreads();
+  RequestStop();  // wakes Wait()
 }
 
 void Server::Wait() {
+  {
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    stop_cv_.wait(lock, [this] { return stop_requested_; });
+  }
+  Stop();  // on the waiting thread: stops and joins, whoever asked
+}
+
+void Server::JoinThreads() {
   std::lock_guard<std::mutex> lock(wait_mu_);
   for (auto& t : threads_)
     if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();

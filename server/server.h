@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -99,12 +100,17 @@ class Server {
   uint16_t port() const { return port_; }
   // Stops accepting, closes every session, joins the threads. Idempotent.
   void Stop();
-  // Blocks until Stop() (or a signal, with handle_signals).
+  // Blocks until Stop() or RequestStop() (or a signal, with handle_signals);
+  // then the server is stopped and its threads joined when Wait returns.
   void Wait();
+  // Asks the thread in Wait() to stop the server (any thread, signal-safe
+  // as an io handler: it only sets a flag).
+  void RequestStop();
   Hub& hub() { return *hub_; }
 
  private:
   void Accept();
+  void JoinThreads();
 
   ServerOptions opts_;
   std::unique_ptr<Hub> hub_;
@@ -117,6 +123,9 @@ class Server {
   uint16_t port_ = 0;
   std::atomic<bool> stopped_{false};
   std::mutex wait_mu_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_requested_ = false;
 };
 
 }  // namespace fieldsync::server

@@ -531,3 +531,71 @@ TEST(CApi, RestoreRefusalsAreReported) {
 }
 
 }  // namespace
+
+#include <sqlite3.h>
+
+namespace {
+
+void ExecSql(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST(CApi, FilesFromANewerFormatOrWithBadMetadataAreRefused) {
+  TempDir dir;
+  std::string schema = SchemaText();
+  fs_error err{};
+  for (const char* name : {"newer.db", "bad.db"}) {
+    fs_replica* r = fs_replica_open(dir.File(name).c_str(), schema.data(), schema.size(), &err);
+    ASSERT_NE(r, nullptr);
+    fs_replica_free(r);
+  }
+  ExecSql(dir.File("newer.db"), "UPDATE fs_meta SET value='99' WHERE key='format'");
+  ExecSql(dir.File("bad.db"), "INSERT OR REPLACE INTO fs_meta(key, value) VALUES('cursor', 'twelve')");
+  EXPECT_EQ(fs_replica_open(dir.File("newer.db").c_str(), schema.data(), schema.size(), &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_UNSUPPORTED);
+  EXPECT_EQ(fs_replica_open(dir.File("bad.db").c_str(), schema.data(), schema.size(), &err), nullptr);
+  EXPECT_EQ(err.code, FS_ERR_CORRUPTION);
+}
+
+TEST(CApi, RestoringAStateBackwardsOrOntoADeletedRowIsRefused) {
+  TempDir dir;
+  TestServer server;
+  Handle a(dir.File("a.db")), b(dir.File("b.db"));
+  fs_error err{};
+  std::string url = server.url();
+  ASSERT_TRUE(fs_put(a.r, "visits", "v", R"({"status":"planned","purpose":"p"})", kNul, &err));
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), nullptr, &err));
+  ASSERT_TRUE(fs_sync_once(b.r, url.c_str(), nullptr, &err));
+  // Concurrently: a completes the visit, b (later) only checks in.
+  ASSERT_TRUE(fs_put(a.r, "visits", "v", R"({"status":"completed"})", kNul, &err));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  ASSERT_TRUE(fs_put(b.r, "visits", "v", R"({"status":"checked_in"})", kNul, &err));
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), nullptr, &err));
+  ASSERT_TRUE(fs_sync_once(b.r, url.c_str(), nullptr, &err));
+  json cs = json::parse(Take(fs_conflicts(b.r, false, &err)));
+  int64_t state = 0;
+  for (const auto& c : cs)
+    if (c["kind"] == "state" && c["lost_value"] == "checked_in") state = c["id"];
+  ASSERT_NE(state, 0) << cs.dump();
+  EXPECT_FALSE(fs_conflict_restore(b.r, state, nullptr, &err));
+  EXPECT_EQ(err.code, FS_ERR_INVALID_ARGUMENT);
+  // An lww loser whose row is deleted before it is restored.
+  ASSERT_TRUE(fs_put(a.r, "contacts", "c", R"({"phone":"a"})", kNul, &err));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  ASSERT_TRUE(fs_put(b.r, "contacts", "c", R"({"phone":"b"})", kNul, &err));
+  ASSERT_TRUE(fs_sync_once(b.r, url.c_str(), nullptr, &err));
+  ASSERT_TRUE(fs_sync_once(a.r, url.c_str(), nullptr, &err));
+  cs = json::parse(Take(fs_conflicts(a.r, false, &err)));
+  int64_t lww = 0;
+  for (const auto& c : cs)
+    if (c["kind"] == "lww" && c["lost_value"] == "a") lww = c["id"];
+  ASSERT_NE(lww, 0) << cs.dump();
+  ASSERT_TRUE(fs_delete(a.r, "contacts", "c", &err));
+  EXPECT_FALSE(fs_conflict_restore(a.r, lww, nullptr, &err));
+  EXPECT_EQ(err.code, FS_ERR_DELETED);
+}
+
+}  // namespace
