@@ -599,3 +599,24 @@ TEST(CApi, RestoringAStateBackwardsOrOntoADeletedRowIsRefused) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CApi, AnErrorFromTheServerEndsTheSyncWithItsCode) {
+  // A server whose depth limit refuses the client's hello answers with a
+  // fatal limit_exceeded error; the SDK reports that code.
+  fieldsync::server::ServerOptions o;
+  o.limits.max_json_depth = 1;
+  TestServer server(o);
+  TempDir dir;
+  Handle h(dir.File("r.db"));
+  fs_error err{};
+  ASSERT_TRUE(fs_put(h.r, "accounts", "a", R"({"phone":"1"})", kNul, &err));
+  std::string url = server.url();
+  EXPECT_FALSE(fs_sync_once(h.r, url.c_str(), nullptr, &err));
+  EXPECT_EQ(err.code, FS_ERR_LIMIT_EXCEEDED) << err.message;
+  EXPECT_NE(std::string(err.message).find("server:"), std::string::npos) << err.message;
+  EXPECT_EQ(json::parse(Take(fs_sync_status(h.r, &err)))["pending"], 1);  // nothing lost
+}
+
+}  // namespace
