@@ -1,109 +1,11 @@
 #include "server/server.h"
 
-#include <filesystem>
-#include <iostream>
-#include <random>
-
 #include "server/session.h"
 
 namespace fieldsync::server {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
-
-Hub::Hub(const ServerOptions& opts, const Schema& schema)
-    : opts_(opts), schema_(schema), clock_(0) {}
-
-Status Hub::Open() {
-  std::error_code ec;
-  std::filesystem::create_directories(opts_.data_dir, ec);
-  if (ec) return Status::IoError("cannot create data directory " + opts_.data_dir + ": " + ec.message());
-  Status st = store_.Open(opts_.data_dir + "/server.db", schema_);
-  if (!st.ok()) return st;
-  // The server's node id survives restarts like a replica's.
-  node_ = store_.node();
-  clock_ = HybridClock(node_);
-  Hlc last = 0;
-  if (!(st = store_.MaxHlc(&last)).ok()) return st;
-  clock_.Restore(last);
-  int64_t head = 0;
-  if (!(st = store_.Head(&head)).ok()) return st;
-  head_ = head;
-  return Status::OK();
-}
-
-uint64_t Hub::NowMs() { return SystemMillis(); }
-
-Status Hub::Push(const std::vector<Change>& changes, std::vector<store::PushResult>* results,
-                 std::vector<Change>* applied) {
-  std::lock_guard<std::mutex> lock(store_mu_);
-  Status st = store_.ApplyBatch(changes, NowMs(), &clock_, results, applied);
-  if (st.ok() && !applied->empty()) head_ = applied->back().seq;
-  return st;
-}
-
-Status Hub::WriteRows(const std::vector<json>& rows, std::vector<Change>* applied) {
-  Status st;
-  {
-    std::lock_guard<std::mutex> lock(store_mu_);
-    st = store_.WriteRows(rows, NowMs(), &clock_, applied);
-    if (st.ok() && !applied->empty()) head_ = applied->back().seq;
-  }
-  if (st.ok() && !applied->empty()) NotifyAll(nullptr);
-  return st;
-}
-
-Status Hub::Dump(const std::function<void(const json&)>& emit) {
-  std::lock_guard<std::mutex> lock(store_mu_);
-  return store_.store().Dump(emit);
-}
-
-Status Hub::ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to) {
-  std::lock_guard<std::mutex> lock(store_mu_);
-  return store_.ReadLog(after, limit, exclude, out, scanned_to);
-}
-
-void Hub::Subscribe(const std::shared_ptr<Session>& s) {
-  std::lock_guard<std::mutex> lock(subs_mu_);
-  for (auto& w : subs_)
-    if (w.lock() == s) return;
-  subs_.push_back(s);
-}
-
-void Hub::Unsubscribe(Session* s) {
-  std::lock_guard<std::mutex> lock(subs_mu_);
-  std::erase_if(subs_, [s](const std::weak_ptr<Session>& w) {
-    auto p = w.lock();
-    return !p || p.get() == s;
-  });
-}
-
-void Hub::NotifyAll(Session* except) {
-  std::vector<std::shared_ptr<Session>> live;
-  {
-    std::lock_guard<std::mutex> lock(subs_mu_);
-    for (auto& w : subs_)
-      if (auto p = w.lock(); p && p.get() != except) live.push_back(std::move(p));
-  }
-  for (auto& s : live) s->Poke();
-}
-
-bool Hub::AdmitConnection() {
-  size_t n = connections_.fetch_add(1) + 1;
-  if (n > opts_.max_connections) {
-    connections_.fetch_sub(1);
-    return false;
-  }
-  return true;
-}
-
-void Hub::ReleaseConnection() { connections_.fetch_sub(1); }
-
-void Hub::Log(const std::string& line) {
-  if (!opts_.log) return;
-  std::lock_guard<std::mutex> lock(log_mu_);
-  std::cerr << "[server] " << line << "\n";
-}
 
 Server::Server(ServerOptions opts, Schema schema)
     : opts_(std::move(opts)), hub_(std::make_unique<Hub>(opts_, schema)), acceptor_(net::make_strand(ioc_)) {}

@@ -1,6 +1,7 @@
-// One WebSocket connection: handshake, hello/welcome, then push, pull and
-// subscribe requests (docs/protocol.md). Every handler runs on the session's
-// strand, so its members need no locks; the Hub is the only shared state.
+// One WebSocket connection: the Beast plumbing around a Conversation (the
+// protocol logic, conversation.h). Handshake, reads, a write queue, timers.
+// Every handler runs on the session's strand, so its members need no locks;
+// the Hub is the only shared state.
 #pragma once
 
 #include <deque>
@@ -11,18 +12,19 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "server/conversation.h"
 #include "server/server.h"
 
 namespace fieldsync::server {
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, public Subscriber, private Conversation::Link {
  public:
   Session(boost::asio::ip::tcp::socket&& socket, Hub& hub, uint64_t id);
-  ~Session();
+  ~Session() override;
 
   void Run();
   // Asks the session to send live changes it has not sent yet (any thread).
-  void Poke();
+  void Poke() override;
   // Closes the connection (any thread).
   void Shutdown();
 
@@ -30,35 +32,25 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnAccept(boost::beast::error_code ec);
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
-  void Handle(const std::string& frame, bool text);
-  void Dispatch(const json& m);
-  void OnHello(const json& m);
-  void OnPush(const json& m);
-  void OnPull(const json& m);
-  void OnSubscribe(const json& m);
-  void Pump();
-  void Send(const json& m);
-  void SendError(const Status& st, bool fatal, const json& in_reply_to = nullptr);
   void DoWrite();
   void OnWrite(boost::beast::error_code ec, std::size_t bytes);
-  void Close(boost::beast::websocket::close_code code, const std::string& reason);
-  std::string Tag() const;
+
+  // Conversation::Link
+  void SendFrame(std::string frame, bool text) override;
+  void CloseLink(uint16_t code, const std::string& reason) override;
+  bool SendPending() const override { return !queue_.empty(); }
+  void SubscribeLive() override;
+  Subscriber* subscriber() override { return this; }
 
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
   boost::beast::flat_buffer buffer_;
   boost::asio::steady_timer hello_timer_;
   Hub& hub_;
-  uint64_t id_;
-  std::deque<std::string> queue_;
-  bool text_mode_ = false;  // peer speaks plain JSON text frames
-  bool hello_done_ = false;
+  Conversation conv_;
+  std::deque<std::pair<std::string, bool>> queue_;  // frame, text
   bool closing_ = false;
-  std::string close_reason_;  // sent once the queued error message is out
-  NodeId node_ = 0;
-  Encoding encoding_ = Encoding::kJson;
-  bool live_ = false;
-  int64_t live_cursor_ = 0;
-  size_t errors_ = 0;
+  uint16_t close_code_ = kClosePolicy;
+  std::string close_reason_;  // sent once the queued frames are out
 };
 
 }  // namespace fieldsync::server

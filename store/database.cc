@@ -88,6 +88,10 @@ void Database::Close() {
 
 Status Database::Exec(const std::string& sql) {
   if (!db_) return Status(Code::kClosed, "database is closed");
+  if (fault_ && sql != "ROLLBACK") {
+    Status f = fault_(sql);
+    if (!f.ok()) return f;
+  }
   char* err = nullptr;
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
   if (rc != SQLITE_OK) {
@@ -99,6 +103,13 @@ Status Database::Exec(const std::string& sql) {
 }
 
 Statement& Database::Prepare(const std::string& sql, Status* st) {
+  if (fault_) {
+    *st = fault_(sql);
+    if (!st->ok()) {
+      dead_.status_ = *st;
+      return dead_;
+    }
+  }
   auto it = cache_.find(sql);
   if (it != cache_.end()) {
     it->second->Reset();

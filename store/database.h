@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,6 +61,13 @@ struct OpenOptions {
   bool synchronous_full = true;
 };
 
+// Fault injection, in the spirit of LevelDB's fault-injecting Env: called
+// before every statement (Prepare and Exec, except ROLLBACK). A non-OK
+// status fails that statement as if the process had died there; the hook
+// should keep failing from then on, so nothing after the "crash" commits.
+// Only the simulator and crash tests set one.
+using FaultHook = std::function<Status(std::string_view sql)>;
+
 class Database {
  public:
   Database() = default;
@@ -78,6 +86,8 @@ class Database {
   // valid until Close(). Preparation errors come back through `st`.
   Statement& Prepare(const std::string& sql, Status* st);
 
+  void SetFaultHook(FaultHook hook) { fault_ = std::move(hook); }
+
   int64_t Changes() const;  // rows changed by the last statement
   int64_t LastInsertRowid() const;
   std::string LastError() const;
@@ -87,6 +97,7 @@ class Database {
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
   Statement dead_;  // what a failed Prepare returns (per connection: no shared state)
+  FaultHook fault_;
 };
 
 // BEGIN IMMEDIATE on construction; ROLLBACK on destruction unless Commit().

@@ -482,7 +482,7 @@ Status Store::Query(const std::string& table, const QueryOptions& q, std::vector
     if (c) BindValue(s, i++, *c, v);
     else s.Bind(i++, v.get<std::string>());
   }
-  s.Bind(i++, q.limit).Bind(i++, q.offset);
+  s.Bind(i, q.limit).Bind(i + 1, q.offset);
   // Collect raw rows first: ReadRow prepares other statements.
   std::vector<json> out;
   while (s.Step()) {

@@ -6,7 +6,7 @@
 
 namespace fieldsync::store {
 
-Status ServerStore::Open(const std::string& path, const Schema& schema) {
+Status ServerStore::Open(const std::string& path, const Schema& schema, NodeId new_node) {
   Status st = store_.Open(path, schema);
   if (!st.ok()) return st;
   st = store_.db().Exec(
@@ -21,7 +21,8 @@ Status ServerStore::Open(const std::string& path, const Schema& schema) {
   if (!(st = store_.GetMeta("node", &hex, &found)).ok()) return st;
   if (!found || !ParseHex(hex, &node_) || node_ == 0) {
     std::random_device rd;
-    do node_ = (static_cast<uint64_t>(rd()) << 32) | rd(); while (node_ == 0);
+    node_ = new_node;
+    while (node_ == 0) node_ = (static_cast<uint64_t>(rd()) << 32) | rd();
     if (!(st = store_.SetMeta("node", ToHex(node_))).ok()) return st;
   }
   return Status::OK();

@@ -27,9 +27,9 @@ enum class Writer { kDevice, kServer };
 
 class ServerStore {
  public:
-  // Opens or creates the file. A new file gets a random node id, kept in
-  // fs_meta: the server's own writes are stamped with it.
-  Status Open(const std::string& path, const Schema& schema);
+  // Opens or creates the file. A new file gets `new_node` as its node id
+  // (0 = random), kept in fs_meta: the server's own writes are stamped with it.
+  Status Open(const std::string& path, const Schema& schema, NodeId new_node = 0);
   void Close() { store_.Close(); }
   Store& store() { return store_; }
   NodeId node() const { return node_; }

@@ -135,11 +135,13 @@ Status Replica::Open(const std::string& path, const Schema& schema, std::unique_
   std::unique_ptr<Replica> r(new Replica());
   Status st = r->store_.Open(path, schema);
   if (!st.ok()) return st;
+  if (options.fault_hook) r->store_.db().SetFaultHook(options.fault_hook);
   std::string hex;
   bool found = false;
   if (!(st = r->store_.GetMeta(kMetaNode, &hex, &found)).ok()) return st;
   if (!found || !ParseHex(hex, &r->node_) || r->node_ == 0) {
-    do r->node_ = RandomU64(); while (r->node_ == 0);
+    r->node_ = options.node;
+    while (r->node_ == 0) r->node_ = RandomU64();
     if (!(st = r->store_.SetMeta(kMetaNode, ToHex(r->node_))).ok()) return st;
   }
   r->clock_ = std::make_unique<HybridClock>(r->node_, options.clock ? options.clock : HybridClock::PhysicalSource(SystemMillis));
@@ -371,6 +373,12 @@ Status Replica::Rejections(std::vector<store::Rejection>* out) {
   return store_.ListRejections(out);
 }
 
+Status Replica::PendingChanges(size_t limit, std::vector<Change>* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<int64_t> seqs;
+  return store_.OutboxPeek(limit, out, &seqs);
+}
+
 // ---- observers ----------------------------------------------------------------------
 
 uint64_t Replica::AddObserver(Observer fn) {
@@ -446,10 +454,13 @@ SyncStatus Replica::GetSyncStatus() {
 // Sync() for one exchange and by the background thread for a live one.
 class Replica::Session {
  public:
-  Session(Replica* r, const SyncOptions& opts) : r_(r), opts_(opts) {}
+  Session(Replica* r, const SyncOptions& opts)
+      : r_(r), opts_(opts), conn_(opts.transport ? opts.transport() : nullptr) {
+    if (!conn_) conn_ = std::make_unique<client::Connection>();
+  }
 
   Status Connect() {
-    Status st = conn_.Connect(opts_.url, opts_.connect_timeout_ms);
+    Status st = conn_->Connect(opts_.url, opts_.connect_timeout_ms);
     if (!st.ok()) return st;
     json hello = {{"type", msg::kHello},
                   {"protocol", json::array({kProtocolVersion})},
@@ -556,22 +567,28 @@ class Replica::Session {
   Status Poll(int timeout_ms) {
     json m;
     bool got = false;
-    size_t bytes = 0;
-    Status st = conn_.Receive(limits_, &m, timeout_ms, &got, &bytes);
-    report_.bytes_received += static_cast<int64_t>(bytes);
+    Status st = Receive(&m, timeout_ms, &got);
     if (!st.ok() || !got) return st;
     return Dispatch(m, nullptr, nullptr, nullptr);
   }
 
-  void Close() { conn_.Close(); }
+  void Close() { conn_->Close(); }
   SyncReport& report() { return report_; }
 
  private:
   Status Send(const json& m) {
-    size_t bytes = 0;
-    Status st = conn_.Send(m, enc_, opts_.request_timeout_ms, &bytes);
-    report_.bytes_sent += static_cast<int64_t>(bytes);
+    std::string frame = EncodeFrame(m, enc_);
+    Status st = conn_->Send(frame, opts_.request_timeout_ms);
+    if (st.ok()) report_.bytes_sent += static_cast<int64_t>(frame.size());
     return st;
+  }
+
+  Status Receive(json* m, int timeout_ms, bool* got) {
+    std::string frame;
+    Status st = conn_->Receive(&frame, timeout_ms, got);
+    if (!st.ok() || !*got) return st;
+    report_.bytes_received += static_cast<int64_t>(frame.size());
+    return DecodeFrame(frame, limits_, m);
   }
 
   // Reads until the reply of `type` (with `id` in batch/id, when given)
@@ -581,15 +598,13 @@ class Replica::Session {
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
-        conn_.Close();
+        conn_->Close();
         return Status::IoError(std::string("no '") + type + "' from the server within " +
                                std::to_string(opts_.request_timeout_ms) + " ms");
       }
       json m;
       bool got = false;
-      size_t bytes = 0;
-      Status st = conn_.Receive(limits_, &m, static_cast<int>(left.count()), &got, &bytes);
-      report_.bytes_received += static_cast<int64_t>(bytes);
+      Status st = Receive(&m, static_cast<int>(left.count()), &got);
       if (!st.ok()) return st;
       if (!got) continue;
       bool matched = false;
@@ -685,7 +700,7 @@ class Replica::Session {
 
   Replica* r_;
   SyncOptions opts_;
-  client::Connection conn_;
+  std::unique_ptr<Transport> conn_;
   Limits limits_{64u << 20, 256u << 20, 1u << 20, 1u << 20, 64};
   Encoding enc_ = Encoding::kJson;
   size_t server_max_push_ = 5000;
@@ -735,7 +750,7 @@ Status Replica::Sync(const SyncOptions& opts, SyncReport* report) {
 
 Status Replica::StartBackgroundSync(const SyncOptions& opts) {
   client::Url u;
-  Status st = client::ParseUrl(opts.url, &u);
+  Status st = opts.transport ? Status::OK() : client::ParseUrl(opts.url, &u);
   if (!st.ok()) return st;
   if (bg_running_.exchange(true)) return Status(Code::kBusy, "background sync is already running");
   // A thread stopped from its own observer callback could not join itself.

@@ -109,10 +109,9 @@ Status Connection::Connect(const std::string& url, int timeout_ms) {
   return Status::OK();
 }
 
-Status Connection::Send(const json& m, Encoding enc, int timeout_ms, size_t* bytes) {
+Status Connection::Send(const std::string& frame, int timeout_ms) {
   auto& I = *impl_;
   if (!I.ws) return Status(Code::kClosed, "not connected");
-  std::string frame = EncodeFrame(m, enc);
   bool done = false;
   beast::error_code ec;
   I.ws->async_write(net::buffer(frame), [&](beast::error_code e, size_t) {
@@ -127,11 +126,10 @@ Status Connection::Send(const json& m, Encoding enc, int timeout_ms, size_t* byt
     I.Abort();
     return Status::IoError("send failed: " + ec.message());
   }
-  if (bytes) *bytes += frame.size();
   return Status::OK();
 }
 
-Status Connection::Receive(const Limits& limits, json* m, int timeout_ms, bool* got, size_t* bytes) {
+Status Connection::Receive(std::string* frame, int timeout_ms, bool* got) {
   auto& I = *impl_;
   *got = false;
   if (!I.ws) return Status(Code::kClosed, "not connected");
@@ -155,12 +153,9 @@ Status Connection::Receive(const Limits& limits, json* m, int timeout_ms, bool* 
     I.Abort();
     return Status::IoError("receive failed: " + why);
   }
-  std::string frame = beast::buffers_to_string(I.buffer.data());
+  *frame = beast::buffers_to_string(I.buffer.data());
   I.buffer.consume(I.buffer.size());
-  if (bytes) *bytes += frame.size();
-  if (I.ws->got_text()) frame.insert(frame.begin(), '\0');
-  Status st = DecodeFrame(frame, limits, m);
-  if (!st.ok()) return st;
+  if (I.ws->got_text()) frame->insert(frame->begin(), '\0');
   *got = true;
   return Status::OK();
 }

@@ -1,10 +1,11 @@
-// The SDK's side of the socket: a WebSocket connection driven by the calling
+// The SDK's default transport: a WebSocket connection driven by the calling
 // thread, with a timeout on every operation. Internal to the SDK.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "fieldsync/transport.h"
 #include "sync/protocol.h"
 
 namespace fieldsync::client {
@@ -15,17 +16,17 @@ struct Url {
 // Parses ws://host[:port][/path]. wss:// is refused until TLS lands.
 Status ParseUrl(const std::string& url, Url* out);
 
-class Connection {
+class Connection : public Transport {
  public:
   Connection();
-  ~Connection();
+  ~Connection() override;
 
-  Status Connect(const std::string& url, int timeout_ms);
-  Status Send(const json& m, Encoding enc, int timeout_ms, size_t* bytes);
-  // Waits up to timeout_ms for one message. On timeout returns OK with
-  // *got = false and leaves the read pending for the next call.
-  Status Receive(const Limits& limits, json* m, int timeout_ms, bool* got, size_t* bytes);
-  void Close();
+  Status Connect(const std::string& url, int timeout_ms) override;
+  Status Send(const std::string& frame, int timeout_ms) override;
+  // On timeout returns OK with *got = false and leaves the read pending for
+  // the next call.
+  Status Receive(std::string* frame, int timeout_ms, bool* got) override;
+  void Close() override;
   bool is_open() const;
 
  private:

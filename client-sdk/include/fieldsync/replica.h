@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "fieldsync/transport.h"
 #include "store/replica_store.h"
 #include "sync/schema.h"
 #include "sync/status.h"
@@ -71,6 +72,8 @@ struct SyncOptions {
   size_t push_batch = 1000;   // changes per push message (capped by the server)
   std::string client_name = "fieldsync-sdk/0.1";
   bool msgpack = true;        // offer MessagePack (JSON is always accepted)
+  // Where frames go; empty = the built-in WebSocket client for ws:// URLs.
+  TransportFactory transport;
 };
 
 struct SyncReport {
@@ -114,6 +117,11 @@ struct ReplicaOptions {
   // Wall clock in ms since the epoch; empty = the system clock. Tests and
   // the simulator inject their own to model devices with a wrong date.
   std::function<uint64_t()> clock;
+  // The node id a NEW file gets; 0 = random (what apps want). The simulator
+  // sets it so that a seed reproduces exactly.
+  NodeId node = 0;
+  // Fault injection for crash tests (store/database.h); never set by apps.
+  store::FaultHook fault_hook;
 };
 
 class Replica {
@@ -161,6 +169,9 @@ class Replica {
   Status RestoreConflict(int64_t id, std::string* new_id = nullptr);
   Status DismissConflict(int64_t id);
   Status Rejections(std::vector<store::Rejection>* out);
+  // Local changes the server has not acknowledged yet, oldest first, at most
+  // `limit`: what "pending" counts.
+  Status PendingChanges(size_t limit, std::vector<Change>* out);
 
   // ---- observers -------------------------------------------------------------
   uint64_t AddObserver(Observer fn);

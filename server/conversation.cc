@@ -1,0 +1,251 @@
+#include "server/conversation.h"
+
+namespace fieldsync::server {
+
+std::string Conversation::Tag() const {
+  return "session " + std::to_string(id_) + (node_ ? " node " + ToHex(node_) : std::string());
+}
+
+void Conversation::OnFrame(const std::string& frame, bool text) {
+  json m;
+  Status st;
+  if (text) {
+    // Text frames carry plain JSON, no flags byte: handy for debugging by hand.
+    std::string framed(1, '\0');
+    framed += frame;
+    st = DecodeFrame(framed, hub_.options().limits, &m);
+  } else {
+    st = DecodeFrame(frame, hub_.options().limits, &m);
+  }
+  if (!hello_done_ && st.ok()) text_mode_ = text;
+  if (!st.ok()) {
+    SendError(st, !hello_done_);
+    return;
+  }
+  // A field of an unexpected JSON type makes nlohmann throw; whatever a peer
+  // sends, it becomes a protocol error for that peer, never a crash, and a
+  // push in progress rolls back with its transaction.
+  try {
+    Dispatch(m);
+  } catch (const std::exception& e) {
+    SendError(Status::Protocol(std::string("malformed message: ") + e.what()), !hello_done_, m.value("id", json()));
+  }
+}
+
+void Conversation::Dispatch(const json& m) {
+  const std::string& type = m["type"].get_ref<const std::string&>();
+  if (!hello_done_) {
+    if (type != msg::kHello) {
+      SendError(Status::Protocol("the first message must be hello, got '" + type + "'"), true);
+      return;
+    }
+    OnHello(m);
+    return;
+  }
+  if (type == msg::kPush) OnPush(m);
+  else if (type == msg::kPull) OnPull(m);
+  else if (type == msg::kSubscribe) OnSubscribe(m);
+  else SendError(Status::Protocol("unknown message type '" + type + "'"), false, m.value("id", json()));
+}
+
+void Conversation::OnHello(const json& m) {
+  bool speaks = false;
+  if (m.contains("protocol") && m["protocol"].is_array())
+    for (const auto& v : m["protocol"])
+      if (v.is_number_integer() && v.get<int>() == kProtocolVersion) speaks = true;
+  if (!speaks) {
+    SendError(Status(Code::kUnsupported, "this server speaks protocol version " +
+                                             std::to_string(kProtocolVersion) + " only"), true);
+    return;
+  }
+  uint64_t node = 0;
+  if (!m.contains("node") || !m["node"].is_string() || !ParseHex(m["node"].get<std::string>(), &node) || node == 0) {
+    SendError(Status::Protocol("hello needs 'node': 16 hex digits, not zero"), true);
+    return;
+  }
+  node_ = node;
+  encoding_ = Encoding::kJson;
+  if (m.contains("encodings") && m["encodings"].is_array()) {
+    for (const auto& e : m["encodings"]) {
+      Encoding enc;
+      if (e.is_string() && ParseEncoding(e.get<std::string>(), &enc)) { encoding_ = enc; break; }
+    }
+  }
+  hello_done_ = true;
+  const auto& lim = hub_.options().limits;
+  std::string fp = m.contains("schema") && m["schema"].is_string() ? m["schema"].get<std::string>() : "";
+  std::string client = m.contains("client") && m["client"].is_string() ? m["client"].get<std::string>() : "?";
+  Send({{"type", msg::kWelcome},
+        {"protocol", kProtocolVersion},
+        {"server", ToHex(hub_.server_node())},
+        {"server_time", hub_.NowMs()},
+        {"encoding", text_mode_ ? "json" : EncodingName(encoding_)},
+        {"schema", hub_.schema().fingerprint()},
+        {"schema_match", fp == hub_.schema().fingerprint()},
+        {"head", hub_.head()},
+        {"limits", {{"max_frame_bytes", lim.max_frame_bytes},
+                    {"max_decompressed_bytes", lim.max_decompressed_bytes},
+                    {"max_changes_per_push", lim.max_changes_per_push},
+                    {"max_changes_per_pull", lim.max_changes_per_pull},
+                    {"max_json_depth", lim.max_json_depth}}}});
+  hub_.Log(Tag() + ": hello from " + client.substr(0, 64) + ", encoding " + EncodingName(encoding_));
+}
+
+void Conversation::OnPush(const json& m) {
+  json batch = m.value("batch", json());
+  if (!m.contains("changes") || !m["changes"].is_array()) {
+    SendError(Status::Protocol("push needs a 'changes' array"), false, batch);
+    return;
+  }
+  const auto& arr = m["changes"];
+  const auto& lim = hub_.options().limits;
+  if (arr.size() > lim.max_changes_per_push) {
+    SendError(Status::Limit("push of " + std::to_string(arr.size()) + " changes exceeds max_changes_per_push " +
+                            std::to_string(lim.max_changes_per_push)), false, batch);
+    return;
+  }
+  std::vector<Change> changes;
+  changes.reserve(arr.size());
+  for (size_t i = 0; i < arr.size(); ++i) {
+    Change c;
+    Status st = ChangeFromJson(arr[i], &c);
+    if (!st.ok()) {
+      // Without an identity a change cannot be acknowledged on its own:
+      // refuse the whole batch, apply nothing.
+      SendError(Status::Protocol("change " + std::to_string(i) + ": " + st.message()), false, batch);
+      return;
+    }
+    changes.push_back(std::move(c));
+  }
+  std::vector<store::PushResult> results;
+  std::vector<Change> applied;
+  // A device may only push changes it made itself.
+  std::vector<size_t> foreign;
+  std::vector<Change> own;
+  std::vector<size_t> own_index;
+  for (size_t i = 0; i < changes.size(); ++i) {
+    if (changes[i].stamp.node != node_) foreign.push_back(i);
+    else { own.push_back(changes[i]); own_index.push_back(i); }
+  }
+  std::vector<store::PushResult> own_results;
+  Status st = hub_.Push(own, &own_results, &applied);
+  if (!st.ok()) {
+    hub_.Log(Tag() + ": push failed, nothing applied: " + st.ToString());
+    SendError(st, false, batch);
+    return;
+  }
+  results.assign(changes.size(), store::PushResult{});
+  for (size_t k = 0; k < own_index.size(); ++k) results[own_index[k]] = own_results[k];
+  for (size_t i : foreign) {
+    results[i].result = store::ChangeResult::kRejected;
+    results[i].code = Code::kPermissionDenied;
+    results[i].message = "change stamped by another node";
+  }
+  json rejected = json::array();
+  size_t n_applied = 0, n_dup = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    switch (results[i].result) {
+      case store::ChangeResult::kApplied: ++n_applied; break;
+      case store::ChangeResult::kDuplicate: ++n_dup; break;
+      case store::ChangeResult::kRejected:
+        rejected.push_back({{"i", i}, {"id", changes[i].IdString()}, {"code", CodeName(results[i].code)},
+                            {"message", results[i].message}});
+        break;
+    }
+  }
+  Send({{"type", msg::kAck}, {"batch", batch}, {"applied", n_applied}, {"duplicates", n_dup},
+        {"rejected", rejected}, {"head", hub_.head()}});
+  hub_.Log(Tag() + ": push " + std::to_string(changes.size()) + ": " + std::to_string(n_applied) + " applied, " +
+           std::to_string(n_dup) + " duplicate, " + std::to_string(rejected.size()) + " rejected");
+  for (const auto& r : rejected) hub_.Log(Tag() + ":   rejected " + r.dump());
+  if (n_applied) hub_.NotifyAll(link_->subscriber());
+}
+
+void Conversation::OnPull(const json& m) {
+  json id = m.value("id", json());
+  if (!m.contains("cursor") || !m["cursor"].is_number_integer() || m["cursor"].get<int64_t>() < 0) {
+    SendError(Status::Protocol("pull needs a non-negative integer 'cursor'"), false, id);
+    return;
+  }
+  size_t limit = hub_.options().limits.max_changes_per_pull;
+  if (m.contains("limit") && m["limit"].is_number_unsigned() && m["limit"].get<size_t>() > 0)
+    limit = std::min(limit, m["limit"].get<size_t>());
+  std::vector<Change> out;
+  int64_t scanned = 0;
+  int64_t cursor = m["cursor"].get<int64_t>();
+  Status st = hub_.ReadLog(cursor, limit, node_, &out, &scanned);
+  if (!st.ok()) {
+    SendError(st, false, id);
+    return;
+  }
+  json arr = json::array();
+  for (const auto& c : out) arr.push_back(ChangeToJson(c));
+  int64_t head = hub_.head();
+  Send({{"type", msg::kChanges}, {"id", id}, {"changes", std::move(arr)}, {"cursor", scanned},
+        {"more", scanned < head}, {"head", head}});
+}
+
+void Conversation::OnSubscribe(const json& m) {
+  if (!m.contains("cursor") || !m["cursor"].is_number_integer() || m["cursor"].get<int64_t>() < 0) {
+    SendError(Status::Protocol("subscribe needs a non-negative integer 'cursor'"), false);
+    return;
+  }
+  live_cursor_ = m["cursor"].get<int64_t>();
+  live_ = true;
+  link_->SubscribeLive();
+  Pump();
+}
+
+void Conversation::Pump() {
+  // One batch in flight at a time: a slow reader holds back only itself.
+  if (!live_ || closing_ || link_->SendPending()) return;
+  for (;;) {
+    std::vector<Change> out;
+    int64_t scanned = live_cursor_;
+    Status st = hub_.ReadLog(live_cursor_, hub_.options().limits.max_changes_per_pull, node_, &out, &scanned);
+    if (!st.ok()) {
+      SendError(st, false);
+      return;
+    }
+    if (scanned == live_cursor_) return;  // nothing new
+    live_cursor_ = scanned;
+    if (out.empty()) continue;  // only our own changes in that window
+    json arr = json::array();
+    for (const auto& c : out) arr.push_back(ChangeToJson(c));
+    int64_t head = hub_.head();
+    Send({{"type", msg::kChanges}, {"live", true}, {"changes", std::move(arr)}, {"cursor", scanned},
+          {"more", scanned < head}, {"head", head}});
+    return;
+  }
+}
+
+void Conversation::SendError(const Status& st, bool fatal, const json& in_reply_to) {
+  hub_.Log(Tag() + ": " + (fatal ? "fatal " : "") + "error " + st.ToString());
+  // Only the peer's own mistakes count against its error budget; the
+  // server's storage trouble (io_error) must not disconnect a good client.
+  bool peer_fault = st.code() != Code::kIoError;
+  bool exhausted = !fatal && peer_fault && ++errors_ > hub_.options().max_errors_per_session;
+  json e = ErrorMessage(st, fatal || exhausted);
+  if (!in_reply_to.is_null()) e["in_reply_to"] = in_reply_to;
+  Send(e);
+  if (fatal) {
+    Close(CodeName(st.code()));
+  } else if (exhausted) {
+    hub_.Log(Tag() + ": too many errors, closing");
+    Close("too many errors");
+  }
+}
+
+void Conversation::Send(const json& m) {
+  if (closing_) return;
+  if (text_mode_) link_->SendFrame(m.dump(), true);
+  else link_->SendFrame(EncodeFrame(m, encoding_), false);
+}
+
+void Conversation::Close(const std::string& reason) {
+  if (closing_) return;
+  closing_ = true;
+  link_->CloseLink(kClosePolicy, reason);
+}
+
+}  // namespace fieldsync::server

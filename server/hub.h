@@ -1,0 +1,97 @@
+// The state every connection shares: the store, the server's clock, the list
+// of live subscribers. No sockets here: Beast sessions (session.h) and the
+// deterministic simulator (tests/sim) drive the same Hub.
+//
+// Threading: the store is a single SQLite connection guarded by the Hub's
+// mutex. Store calls are short (one bounded batch), so sessions call it from
+// their strand; everything else is asynchronous.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/server_store.h"
+#include "sync/protocol.h"
+
+namespace fieldsync::server {
+
+struct ServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;            // 0: an ephemeral port, see Server::port()
+  std::string data_dir = "data";
+  int threads = 2;
+  Limits limits;
+  size_t max_connections = 20000;
+  int handshake_timeout_ms = 10000;  // WebSocket upgrade + hello
+  int idle_timeout_ms = 120000;      // no frame (pings count) for this long
+  size_t max_errors_per_session = 16;  // bad frames tolerated before closing
+  bool handle_signals = false;  // stop cleanly on SIGINT/SIGTERM
+  bool log = true;              // one line per event on stderr
+
+  // For the simulator and crash tests; production leaves them empty.
+  std::function<uint64_t()> clock;  // wall clock, ms since the epoch
+  NodeId node = 0;                  // node id of a NEW store; 0 = random
+  store::FaultHook fault_hook;      // see store/database.h
+};
+
+// Something the Hub pokes when new changes are committed (a live session).
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  // Called from any thread; the subscriber reads the log on its own thread.
+  virtual void Poke() = 0;
+};
+
+class Hub {
+ public:
+  Hub(const ServerOptions& opts, const Schema& schema);
+  // Opens data_dir/server.db, creating it if needed.
+  Status Open();
+
+  const ServerOptions& options() const { return opts_; }
+  const Schema& schema() const { return schema_; }
+  NodeId server_node() const { return node_; }
+
+  // Store access, serialized.
+  Status Push(const std::vector<Change>& changes, std::vector<store::PushResult>* results,
+              std::vector<Change>* applied);
+  // A central write by the server's own node (see ServerStore::WriteRows);
+  // live subscribers are told.
+  Status WriteRows(const std::vector<json>& rows, std::vector<Change>* applied);
+  // The canonical dump of the server's rows (Store::Dump).
+  Status Dump(const std::function<void(const json&)>& emit);
+  Status ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to);
+  int64_t head() const { return head_.load(); }
+  uint64_t NowMs();
+  // The largest clock reading this server may accept from a device.
+  const HybridClock& clock() const { return clock_; }
+
+  // Live subscribers are poked after every commit.
+  void Subscribe(const std::shared_ptr<Subscriber>& s);
+  void Unsubscribe(Subscriber* s);
+  void NotifyAll(Subscriber* except);
+
+  bool AdmitConnection();
+  void ReleaseConnection();
+  void Log(const std::string& line);
+
+ private:
+  ServerOptions opts_;
+  Schema schema_;
+  NodeId node_ = 0;
+  std::mutex store_mu_;
+  store::ServerStore store_;
+  HybridClock clock_;
+  std::atomic<int64_t> head_{0};
+  std::mutex subs_mu_;
+  std::vector<std::weak_ptr<Subscriber>> subs_;
+  std::atomic<size_t> connections_{0};
+  std::mutex log_mu_;
+};
+
+}  // namespace fieldsync::server
