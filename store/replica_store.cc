@@ -355,6 +355,13 @@ Status Store::Restamp(const Change& old, Stamp fresh) {
     for (auto& e : f.crdt)
       if (e.value("n", "") == node && e.value("h", "") == hlc) {
         e["h"] = ToHex(fresh.hlc);
+        // The entry's context must match the re-stamped change's (see
+        // Restamped in the SDK): a context still covering the old, skewed
+        // stamp would make this replica ignore its author's next edit.
+        if (e.contains("x") && e["x"].is_object() && e["x"].contains(node)) {
+          uint64_t seen = 0;
+          if (ParseHex(e["x"][node].get<std::string>(), &seen) && seen >= fresh.hlc) e["x"][node] = ToHex(fresh.hlc - 1);
+        }
         changed = true;
       }
     // Entries stay ordered by stamp (fixed-width hex sorts like the number),
@@ -648,6 +655,14 @@ Status Store::OutboxRemoveThrough(int64_t seq) {
   Statement& s = db_.Prepare("DELETE FROM fs_outbox WHERE seq <= ?", &st);
   if (!st.ok()) return st;
   s.Bind(1, seq);
+  return s.Run();
+}
+
+Status Store::OutboxReplace(int64_t seq, const Change& c) {
+  Status st;
+  Statement& s = db_.Prepare("UPDATE fs_outbox SET change=? WHERE seq=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, ChangeToJson(c).dump()).Bind(2, seq);
   return s.Run();
 }
 

@@ -99,6 +99,8 @@ class Store {
   // Oldest first, at most `limit`; `seqs` receives the outbox positions.
   Status OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs);
   Status OutboxRemoveThrough(int64_t seq);
+  // Rewrites the change at outbox position `seq` (a re-stamped copy).
+  Status OutboxReplace(int64_t seq, const Change& c);
   Status OutboxCount(int64_t* n);
   // The largest stamp in the outbox that is at most `limit` (0 if none).
   Status OutboxMaxHlcAtMost(Hlc limit, Hlc* out);

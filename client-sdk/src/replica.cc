@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <set>
 
 #include "sync/protocol.h"
 #include "sync_client.h"
@@ -45,6 +46,20 @@ Status Guard(F&& f) {
   } catch (const std::exception& e) {
     return Status::Protocol(std::string("unexpected message from the server: ") + e.what());
   }
+}
+
+// A pending change moved to a fresh stamp (docs/merge.md, "Clock skew"). Its
+// context must not claim to have seen its own node's writes beyond the fresh
+// stamp: those old, skewed stamps now belong to no change, and a context
+// covering them would swallow the author's own later edits once they are
+// re-stamped below them (the simulation found that divergence).
+Change Restamped(const Change& c, Stamp fresh) {
+  Change out = c;
+  out.stamp = fresh;
+  auto it = out.ctx.find(fresh.node);
+  if (it != out.ctx.end() && it->second >= fresh.hlc) it->second = fresh.hlc - 1;
+  if (out.base >= fresh.hlc) out.base = fresh.hlc - 1;
+  return out;
 }
 
 constexpr const char* kMetaNode = "node";
@@ -499,7 +514,26 @@ class Replica::Session {
         if (st.ok()) st = r_->store_.OutboxMaxHlcAtMost(limit, &pending);
         if (!st.ok()) return st;
         Hlc floor = std::max({MakeHlc(static_cast<uint64_t>(server), 0), static_cast<Hlc>(acked), pending});
+        // Pending changes stamped beyond the limit were made while the date
+        // was wrong, and the server would refuse them. Re-stamp them now, in
+        // their original order, before the rewound clock hands out any new
+        // stamp: otherwise a later edit could get a smaller stamp than an
+        // earlier one and lose to it on the server but not here (the
+        // simulation found exactly that divergence).
+        std::vector<Change> outbox;
+        std::vector<int64_t> seqs;
+        store::Transaction tx(&r_->store_.db());
+        if (!(st = tx.status()).ok()) return st;
+        if (!(st = r_->store_.OutboxPeek(SIZE_MAX >> 1, &outbox, &seqs)).ok()) return st;
         clock.Rewind(floor);
+        for (size_t k = 0; k < outbox.size(); ++k) {
+          if (outbox[k].stamp.hlc <= limit) continue;
+          Change c = Restamped(outbox[k], {clock.Now(), r_->node_});
+          if (!(st = r_->store_.Restamp(outbox[k], c.stamp)).ok()) return st;
+          if (!(st = r_->store_.OutboxReplace(seqs[k], c)).ok()) return st;
+        }
+        if (!(st = r_->store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock.last()))).ok()) return st;
+        if (!(st = tx.Commit()).ok()) return st;
       }
     }
     return Status::OK();
@@ -525,12 +559,14 @@ class Replica::Session {
       if (!(st = Send({{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}})).ok()) return st;
       json ack;
       if (!(st = Await(msg::kAck, batch, &ack)).ok()) return st;
-      int64_t restamped_before = report_.restamped;
-      if (!(st = Acknowledge(changes, seqs, ack)).ok()) return st;
-      // Re-stamped changes go round once more; if a whole batch keeps coming
-      // back skewed, the clocks disagree beyond repair here: say so.
-      bool all_restamped = report_.restamped - restamped_before == static_cast<int64_t>(changes.size());
-      skewed_rounds_ = all_restamped ? skewed_rounds_ + 1 : 0;
+      int64_t fresh_skewed = 0;
+      if (!(st = Acknowledge(changes, seqs, ack, &fresh_skewed)).ok()) return st;
+      // Changes stamped while the device's date was wrong come back skewed:
+      // they are re-stamped and go round once more, however many batches of
+      // them there are. Only a change this session re-stamped coming back
+      // skewed AGAIN means the clocks still disagree; if that keeps
+      // happening, say so.
+      skewed_rounds_ = fresh_skewed ? skewed_rounds_ + 1 : 0;
       if (skewed_rounds_ >= 3)
         return Status(Code::kClockSkew, "the server keeps refusing this device's timestamps; check the date");
     }
@@ -657,7 +693,8 @@ class Replica::Session {
   // Removes an acknowledged batch from the outbox. Refused changes go to the
   // rejection list (the app shows them); a change refused only because the
   // device clock ran ahead is re-stamped and queued again.
-  Status Acknowledge(const std::vector<Change>& changes, const std::vector<int64_t>& seqs, const json& ack) {
+  Status Acknowledge(const std::vector<Change>& changes, const std::vector<int64_t>& seqs, const json& ack,
+                     int64_t* fresh_skewed) {
     std::map<size_t, std::pair<std::string, std::string>> refused;
     if (ack.contains("rejected") && ack["rejected"].is_array()) {
       for (const auto& r : ack["rejected"]) {
@@ -673,8 +710,9 @@ class Replica::Session {
     int64_t restamped = 0;
     for (const auto& [i, why] : refused) {
       if (why.first == CodeName(Code::kClockSkew)) {
-        Change c = changes[i];
-        c.stamp = {r_->clock_->Now(), r_->node_};
+        if (restamped_here_.count(changes[i].stamp.hlc)) ++*fresh_skewed;
+        Change c = Restamped(changes[i], {r_->clock_->Now(), r_->node_});
+        restamped_here_.insert(c.stamp.hlc);
         if (!(st = r_->store_.Restamp(changes[i], c.stamp)).ok()) return st;
         if (!(st = r_->store_.OutboxAppend(c)).ok()) return st;
         ++restamped;
@@ -706,6 +744,7 @@ class Replica::Session {
   size_t server_max_push_ = 5000;
   int64_t batch_id_ = 0;
   int skewed_rounds_ = 0;
+  std::set<Hlc> restamped_here_;  // stamps this session gave to re-stamped changes
   int64_t request_id_ = 0;
   SyncReport report_;
 };
