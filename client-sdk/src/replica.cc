@@ -67,6 +67,7 @@ constexpr const char* kMetaHlc = "hlc";
 constexpr const char* kMetaCursor = "cursor";
 constexpr const char* kMetaLastSync = "last_sync_ms";
 constexpr const char* kMetaAckedHlc = "acked_hlc";  // newest own stamp the server holds
+constexpr const char* kMetaRemoteHlc = "remote_hlc";  // newest stamp received from the server
 
 }  // namespace
 
@@ -442,6 +443,15 @@ Status Replica::ApplyRemote(const std::vector<Change>& changes, int64_t cursor, 
   }
   if (!(st = store_.SetMetaInt(kMetaCursor, std::max(have, cursor))).ok()) return st;
   if (!(st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()))).ok()) return st;
+  // The newest stamp seen from others: a clock rewound after a wrong date
+  // must stay above it, or a re-stamped edit would fall behind the value it
+  // replaced here and lose to it elsewhere.
+  Hlc newest = 0;
+  for (const Change& c : changes) newest = std::max(newest, c.stamp.hlc);
+  int64_t seen = 0;
+  if (!(st = store_.GetMetaInt(kMetaRemoteHlc, 0, &seen)).ok()) return st;
+  if (newest > static_cast<Hlc>(seen) && !(st = store_.SetMetaInt(kMetaRemoteHlc, static_cast<int64_t>(newest))).ok())
+    return st;
   if (!(st = tx.Commit()).ok()) return st;
   status_.cursor = std::max(have, cursor);
   for (const auto& [key, deleted] : touched) events->push_back({key.first, key.second, deleted, true});
@@ -508,12 +518,14 @@ class Replica::Session {
       // their re-stamped copies (and new edits) land within the bound.
       Hlc limit = MakeHlc(static_cast<uint64_t>(server + bound), 0);
       if (clock.last() > limit) {
-        int64_t acked = 0;
+        int64_t acked = 0, remote = 0;
         Hlc pending = 0;
         Status st = r_->store_.GetMetaInt(kMetaAckedHlc, 0, &acked);
+        if (st.ok()) st = r_->store_.GetMetaInt(kMetaRemoteHlc, 0, &remote);
         if (st.ok()) st = r_->store_.OutboxMaxHlcAtMost(limit, &pending);
         if (!st.ok()) return st;
-        Hlc floor = std::max({MakeHlc(static_cast<uint64_t>(server), 0), static_cast<Hlc>(acked), pending});
+        Hlc floor = std::max({MakeHlc(static_cast<uint64_t>(server), 0), static_cast<Hlc>(acked),
+                              static_cast<Hlc>(remote), pending});
         // Pending changes stamped beyond the limit were made while the date
         // was wrong, and the server would refuse them. Re-stamp them now, in
         // their original order, before the rewound clock hands out any new
