@@ -538,14 +538,17 @@ class Replica::Session {
         if (!(st = tx.status()).ok()) return st;
         if (!(st = r_->store_.OutboxPeek(SIZE_MAX >> 1, &outbox, &seqs)).ok()) return st;
         clock.Rewind(floor);
+        int64_t restamped = 0;
         for (size_t k = 0; k < outbox.size(); ++k) {
           if (outbox[k].stamp.hlc <= limit) continue;
           Change c = Restamped(outbox[k], {clock.Now(), r_->node_});
           if (!(st = r_->store_.Restamp(outbox[k], c.stamp)).ok()) return st;
           if (!(st = r_->store_.OutboxReplace(seqs[k], c)).ok()) return st;
+          ++restamped;
         }
         if (!(st = r_->store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock.last()))).ok()) return st;
         if (!(st = tx.Commit()).ok()) return st;
+        report_.restamped += restamped;
       }
     }
     return Status::OK();

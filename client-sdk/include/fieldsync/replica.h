@@ -79,7 +79,7 @@ struct SyncOptions {
 struct SyncReport {
   int64_t pushed = 0;     // changes acknowledged as applied or duplicate
   int64_t rejected = 0;   // changes the server refused (see Rejections())
-  int64_t restamped = 0;  // changes re-stamped after a clock_skew refusal
+  int64_t restamped = 0;  // changes re-stamped because the device clock ran ahead (on connect or after a clock_skew refusal)
   int64_t pulled = 0;     // remote changes received
   int64_t bytes_sent = 0;
   int64_t bytes_received = 0;
