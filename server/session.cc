@@ -48,6 +48,7 @@ void Session::OnAccept(beast::error_code ec) {
     hub_.Log(conv_.Tag() + ": handshake failed: " + ec.message());
     return;
   }
+  upgraded_ = true;
   DoRead();
 }
 
@@ -110,6 +111,10 @@ void Session::CloseLink(uint16_t code, const std::string& reason) {
   close_reason_ = reason;
   hub_.Unsubscribe(this);
   hello_timer_.cancel();
+  // A peer that never got "101 Switching Protocols" must see the connection
+  // end and nothing else: a WebSocket close frame on a plain HTTP connection
+  // is garbage to it.
+  if (!upgraded_) return CloseSocket();
   if (queue_.empty())
     ws_.async_close(websocket::close_reason(static_cast<websocket::close_code>(code), reason), [self = shared_from_this()](beast::error_code) {});
   // else: OnWrite closes once the queued frames (the error message) are out.
@@ -120,10 +125,14 @@ void Session::Shutdown() {
     self->closing_ = true;
     self->conv_.Stop();
     self->hello_timer_.cancel();
-    beast::error_code ec;
-    beast::get_lowest_layer(self->ws_).socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
-    beast::get_lowest_layer(self->ws_).close();
+    self->CloseSocket();
   });
+}
+
+void Session::CloseSocket() {
+  beast::error_code ec;
+  beast::get_lowest_layer(ws_).socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  beast::get_lowest_layer(ws_).close();
 }
 
 }  // namespace fieldsync::server

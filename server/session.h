@@ -34,6 +34,7 @@ class Session : public std::enable_shared_from_this<Session>, public Subscriber,
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   void DoWrite();
   void OnWrite(boost::beast::error_code ec, std::size_t bytes);
+  void CloseSocket();
 
   // Conversation::Link
   void SendFrame(std::string frame, bool text) override;
@@ -49,6 +50,7 @@ class Session : public std::enable_shared_from_this<Session>, public Subscriber,
   Conversation conv_;
   std::deque<std::pair<std::string, bool>> queue_;  // frame, text
   bool closing_ = false;
+  bool upgraded_ = false;  // the WebSocket handshake completed: frames may be written
   uint16_t close_code_ = kClosePolicy;
   std::string close_reason_;  // sent once the queued frames are out
 };

@@ -20,17 +20,32 @@ constexpr uint8_t kZstdFlag = 0x10;
 constexpr uint8_t kKnownFlags = kEncodingMask | kZstdFlag;
 constexpr int kZstdLevel = 3;
 
-// Depth check without recursion limits of its own: a hostile message of
-// 100k nested arrays must not reach code that recurses over it.
-bool DepthWithin(const json& j, size_t max_depth) {
-  struct Item { const json* node; size_t depth; };
-  std::vector<Item> stack{{&j, 1}};
-  while (!stack.empty()) {
-    Item it = stack.back();
-    stack.pop_back();
-    if (it.depth > max_depth) return false;
-    if (it.node->is_structured())
-      for (const auto& child : *it.node) stack.push_back({&child, it.depth + 1});
+// JSON text is measured before it is parsed, for the same reason as
+// MessagePack below: a payload within every size limit could otherwise make
+// the parser build millions of nested values before any check saw them.
+// Only brackets and strings matter here; the parser judges the rest. Depth
+// counts as for MessagePack: the top-level value is 1, a container's
+// children one deeper, so only a container with children can exceed it.
+bool JsonWithin(std::string_view b, size_t max_depth) {
+  size_t depth = 0;
+  bool opened = false;  // just after '[' or '{': the next token is a first child, or the close
+  for (size_t i = 0; i < b.size(); ++i) {
+    char c = b[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') continue;
+    if (c == ']' || c == '}') {
+      if (depth) --depth;
+      opened = false;
+      continue;
+    }
+    if (opened && depth + 1 > max_depth) return false;
+    opened = false;
+    if (c == '[' || c == '{') {
+      ++depth;
+      opened = true;
+    } else if (c == '"') {
+      for (++i; i < b.size() && b[i] != '"'; ++i)
+        if (b[i] == '\\') ++i;
+    }
   }
   return true;
 }
@@ -93,7 +108,7 @@ Scan MsgpackWithin(std::string_view b, size_t max_depth) {
       // Every child needs at least one byte: a header claiming more is a lie.
       if (children > b.size() - i) return Scan::kMalformed;
       // This container sits at level open.size() + 1 (the root is 1); its
-      // children one deeper, as DepthWithin counts.
+      // children one deeper, as JsonWithin counts.
       if (open.size() + 2 > max_depth) return Scan::kTooDeep;
       open.push_back(children);
     }
@@ -146,7 +161,7 @@ bool ValuesValid(const json& j) {
 
 }  // namespace
 
-std::string EncodeFrame(const json& msg, Encoding enc, bool compress) {
+std::string EncodeFrame(const json& msg, Encoding enc, bool compress, size_t* payload_bytes) {
   std::string payload;
   if (enc == Encoding::kMsgPack) {
     std::vector<uint8_t> bytes = json::to_msgpack(msg);
@@ -154,6 +169,7 @@ std::string EncodeFrame(const json& msg, Encoding enc, bool compress) {
   } else {
     payload = msg.dump();
   }
+  if (payload_bytes) *payload_bytes = payload.size();
   uint8_t flags = static_cast<uint8_t>(enc);
   std::string frame;
   if (compress && payload.size() >= kCompressThreshold) {
@@ -206,10 +222,10 @@ Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
     if (!j.is_discarded() && !ValuesValid(j))
       return Status::Corruption("MessagePack value JSON cannot carry: invalid UTF-8, binary, NaN or infinity");
   } else {
+    if (!JsonWithin(payload, limits.max_json_depth)) return Status::Limit("message nests too deeply");
     j = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
   }
   if (j.is_discarded()) return Status::Corruption("payload is not valid " + std::string(enc ? "MessagePack" : "JSON"));
-  if (!DepthWithin(j, limits.max_json_depth)) return Status::Limit("message nests too deeply");
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     return Status::Protocol("message is not an object with a string 'type'");
   *out = std::move(j);

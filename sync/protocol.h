@@ -42,8 +42,10 @@ struct Limits {
 // costs more than it saves on a ping-sized message.
 constexpr size_t kCompressThreshold = 256;
 
-// Encodes `msg` into a frame, zstd-compressing when it pays.
-std::string EncodeFrame(const json& msg, Encoding enc, bool compress = true);
+// Encodes `msg` into a frame, zstd-compressing when it pays. When
+// `payload_bytes` is given it receives the payload's size before
+// compression: what a peer weighs against max_decompressed_bytes.
+std::string EncodeFrame(const json& msg, Encoding enc, bool compress = true, size_t* payload_bytes = nullptr);
 
 // Decodes a frame. Refuses (nothing decoded) frames over max_frame_bytes,
 // zstd frames whose declared size exceeds max_decompressed_bytes (checked

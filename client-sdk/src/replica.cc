@@ -503,6 +503,8 @@ class Replica::Session {
     if (welcome.contains("limits") && welcome["limits"].is_object()) {
       const json& l = welcome["limits"];
       server_max_push_ = l.value("max_changes_per_push", server_max_push_);
+      server_max_frame_ = l.value("max_frame_bytes", server_max_frame_);
+      server_max_inflated_ = l.value("max_decompressed_bytes", server_max_inflated_);
     }
     // A device whose wall clock is off by more than the skew bound would see
     // its changes refused: steer the clock by the server's time instead.
@@ -557,10 +559,10 @@ class Replica::Session {
   // Pushes the whole outbox, batch by batch; each batch leaves the outbox
   // only once acknowledged (after the server's commit).
   Status PushAll() {
+    size_t limit = std::max<size_t>(1, std::min(opts_.push_batch, server_max_push_));
     for (;;) {
       std::vector<Change> changes;
       std::vector<int64_t> seqs;
-      size_t limit = std::max<size_t>(1, std::min(opts_.push_batch, server_max_push_));
       Status st;
       {
         std::lock_guard<std::mutex> lock(r_->mu_);
@@ -568,10 +570,30 @@ class Replica::Session {
       }
       if (!st.ok()) return st;
       if (changes.empty()) return Status::OK();
-      int64_t batch = ++batch_id_;
+      int64_t batch = batch_id_ + 1;
       json arr = json::array();
       for (const auto& c : changes) arr.push_back(ChangeToJson(c));
-      if (!(st = Send({{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}})).ok()) return st;
+      size_t inflated = 0;
+      std::string frame = EncodeFrame({{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}}, enc_,
+                                      true, &inflated);
+      // A push the server cannot take whole would be closed unacknowledged
+      // and sent again at every sync: the outbox would never drain. Send
+      // fewer changes (sized from this overshoot, for the rest of the
+      // session too); one change that cannot fit alone is refused here as
+      // the server would refuse it, so it holds back nothing behind it.
+      if (frame.size() > server_max_frame_ || inflated > server_max_inflated_) {
+        if (changes.size() == 1) {
+          if (!(st = RefuseUnsendable(changes[0], seqs[0], frame.size(), inflated)).ok()) return st;
+          continue;
+        }
+        double over = std::max(static_cast<double>(frame.size()) / static_cast<double>(server_max_frame_),
+                               static_cast<double>(inflated) / static_cast<double>(server_max_inflated_));
+        limit = std::clamp<size_t>(static_cast<size_t>(static_cast<double>(changes.size()) / over * 0.9), 1,
+                                   changes.size() / 2);
+        continue;
+      }
+      batch_id_ = batch;
+      if (!(st = SendFrame(frame)).ok()) return st;
       json ack;
       if (!(st = Await(msg::kAck, batch, &ack)).ok()) return st;
       int64_t fresh_skewed = 0;
@@ -627,10 +649,27 @@ class Replica::Session {
   SyncReport& report() { return report_; }
 
  private:
-  Status Send(const json& m) {
-    std::string frame = EncodeFrame(m, enc_);
+  Status Send(const json& m) { return SendFrame(EncodeFrame(m, enc_)); }
+
+  Status SendFrame(const std::string& frame) {
     Status st = conn_->Send(frame, opts_.request_timeout_ms);
     if (st.ok()) report_.bytes_sent += static_cast<int64_t>(frame.size());
+    return st;
+  }
+
+  Status RefuseUnsendable(const Change& c, int64_t seq, size_t frame_bytes, size_t inflated) {
+    std::lock_guard<std::mutex> lock(r_->mu_);
+    store::Transaction tx(&r_->store_.db());
+    Status st = tx.status();
+    if (st.ok())
+      st = r_->store_.AddRejection(c, CodeName(Code::kLimitExceeded),
+                                   "a push of this change alone is " + std::to_string(frame_bytes) + " bytes (" +
+                                       std::to_string(inflated) + " before compression), over the server's " +
+                                       "max_frame_bytes " + std::to_string(server_max_frame_) +
+                                       " or max_decompressed_bytes " + std::to_string(server_max_inflated_));
+    if (st.ok()) st = r_->store_.OutboxRemoveThrough(seq);
+    if (st.ok()) st = tx.Commit();
+    if (st.ok()) ++report_.rejected;
     return st;
   }
 
@@ -757,6 +796,8 @@ class Replica::Session {
   Limits limits_{64u << 20, 256u << 20, 1u << 20, 1u << 20, 64};
   Encoding enc_ = Encoding::kJson;
   size_t server_max_push_ = 5000;
+  size_t server_max_frame_ = Limits{}.max_frame_bytes;  // from welcome.limits
+  size_t server_max_inflated_ = Limits{}.max_decompressed_bytes;
   int64_t batch_id_ = 0;
   int skewed_rounds_ = 0;
   std::set<Hlc> restamped_here_;  // stamps this session gave to re-stamped changes

@@ -138,11 +138,11 @@ TEST_F(BadInputTest, FieldsOfTheWrongTypeAreErrorsNotCrashes) {
   ASSERT_TRUE(p.Send({{"type", "push"}, {"batch", 3}, {"changes", "all of them"}}));
   ExpectError(p, "protocol_error");
   // MessagePack with a string that is not UTF-8, and one nested a million deep.
-  ASSERT_TRUE(p.SendBinary(std::string("¤type¢ÿþ", 10)));
+  ASSERT_TRUE(p.SendBinary(std::string("\x01\x81\xa4type\xa2\xff\xfe", 10)));
   ExpectError(p, "corruption");
-  std::string deep(1, '');
-  deep += std::string(200000, '');
-  deep.push_back('À');
+  std::string deep(1, '\x01');
+  deep += std::string(200000, '\x91');
+  deep.push_back('\xc0');
   ASSERT_TRUE(p.SendBinary(deep));
   ExpectError(p, "limit_exceeded");
   ExpectServerStillServes();
