@@ -45,6 +45,7 @@ void Conversation::Dispatch(const json& m) {
   if (type == msg::kPush) OnPush(m);
   else if (type == msg::kPull) OnPull(m);
   else if (type == msg::kSubscribe) OnSubscribe(m);
+  else if (type == msg::kSnapshot) OnSnapshot(m);
   else SendError(Status::Protocol("unknown message type '" + type + "'"), false, m.value("id", json()));
 }
 
@@ -63,7 +64,15 @@ void Conversation::OnHello(const json& m) {
     SendError(Status::Protocol("hello needs 'node': 16 hex digits, not zero"), true);
     return;
   }
+  int64_t cursor = 0;
+  if (m.contains("cursor") && m["cursor"].is_number_integer()) cursor = std::max<int64_t>(0, m["cursor"].get<int64_t>());
   node_ = node;
+  // Registered before any push of its can commit: compaction keeps what
+  // this device has not pulled, so a retried push is still recognised.
+  if (Status reg = hub_.NoteDevice(node_, cursor, true); !reg.ok()) {
+    SendError(reg, true);
+    return;
+  }
   encoding_ = Encoding::kJson;
   if (m.contains("encodings") && m["encodings"].is_array()) {
     for (const auto& e : m["encodings"]) {
@@ -83,6 +92,7 @@ void Conversation::OnHello(const json& m) {
         {"schema", hub_.schema().fingerprint()},
         {"schema_match", fp == hub_.schema().fingerprint()},
         {"head", hub_.head()},
+        {"compacted_through", hub_.compacted_through()},
         {"limits", {{"max_frame_bytes", lim.max_frame_bytes},
                     {"max_decompressed_bytes", lim.max_decompressed_bytes},
                     {"max_changes_per_push", lim.max_changes_per_push},
@@ -170,9 +180,18 @@ void Conversation::OnPull(const json& m) {
   size_t limit = hub_.options().limits.max_changes_per_pull;
   if (m.contains("limit") && m["limit"].is_number_unsigned() && m["limit"].get<size_t>() > 0)
     limit = std::min(limit, m["limit"].get<size_t>());
+  int64_t cursor = m["cursor"].get<int64_t>();
+  int64_t head = hub_.head();
+  // The log no longer holds everything after this cursor: only a snapshot
+  // can bring the device up to date.
+  if (cursor < hub_.compacted_through()) {
+    Send({{"type", msg::kChanges}, {"id", id}, {"changes", json::array()}, {"cursor", cursor}, {"more", false},
+          {"head", head}, {"resync", true}});
+    return;
+  }
+  hub_.NoteDevice(node_, cursor, false);
   std::vector<Change> out;
   int64_t scanned = 0;
-  int64_t cursor = m["cursor"].get<int64_t>();
   Status st = hub_.ReadLog(cursor, limit, node_, &out, &scanned);
   if (!st.ok()) {
     SendError(st, false, id);
@@ -180,9 +199,53 @@ void Conversation::OnPull(const json& m) {
   }
   json arr = json::array();
   for (const auto& c : out) arr.push_back(ChangeToJson(c));
-  int64_t head = hub_.head();
+  head = hub_.head();
   Send({{"type", msg::kChanges}, {"id", id}, {"changes", std::move(arr)}, {"cursor", scanned},
         {"more", scanned < head}, {"head", head}});
+}
+
+void Conversation::OnSnapshot(const json& m) {
+  json id = m.value("id", json());
+  // The first page fixes the snapshot's cursor: the head when it began.
+  // Every later page is at least that new, and the log after it completes
+  // the picture, so the client pulls from there once the last page is in.
+  int64_t cursor = hub_.head();
+  if (m.contains("cursor")) {
+    if (!m["cursor"].is_number_integer() || m["cursor"].get<int64_t>() < 0) {
+      SendError(Status::Protocol("snapshot 'cursor' must be a non-negative integer"), false, id);
+      return;
+    }
+    cursor = m["cursor"].get<int64_t>();
+  }
+  std::string after_table, after_row;
+  if (m.contains("after") && !m["after"].is_null()) {
+    const json& a = m["after"];
+    if (!a.is_array() || a.size() != 2 || !a[0].is_string() || !a[1].is_string()) {
+      SendError(Status::Protocol("snapshot 'after' must be [table, row id]"), false, id);
+      return;
+    }
+    after_table = a[0].get<std::string>();
+    after_row = a[1].get<std::string>();
+  }
+  if (cursor < hub_.compacted_through() || cursor > hub_.head()) {
+    // Compacted past while the device was away mid-snapshot (or a cursor
+    // from another server): start again.
+    Send({{"type", msg::kSnapshot}, {"id", id}, {"rows", json::array()}, {"more", false}, {"resync", true}});
+    return;
+  }
+  hub_.NoteDevice(node_, cursor, false);
+  std::vector<RowState> rows;
+  bool more = false;
+  Status st = hub_.ReadState(after_table, after_row, hub_.options().snapshot_rows_per_page, &rows, &more);
+  if (!st.ok()) {
+    SendError(st, false, id);
+    return;
+  }
+  json arr = json::array();
+  for (const auto& r : rows) arr.push_back(RowStateToJson(r));
+  json next = rows.empty() ? json() : json::array({rows.back().table, rows.back().row});
+  Send({{"type", msg::kSnapshot}, {"id", id}, {"cursor", cursor}, {"rows", std::move(arr)}, {"more", more},
+        {"after", next}, {"head", hub_.head()}});
 }
 
 void Conversation::OnSubscribe(const json& m) {
@@ -191,6 +254,11 @@ void Conversation::OnSubscribe(const json& m) {
     return;
   }
   live_cursor_ = m["cursor"].get<int64_t>();
+  if (live_cursor_ < hub_.compacted_through()) {
+    Send({{"type", msg::kChanges}, {"live", true}, {"changes", json::array()}, {"cursor", live_cursor_},
+          {"more", false}, {"head", hub_.head()}, {"resync", true}});
+    return;
+  }
   live_ = true;
   link_->SubscribeLive();
   Pump();
@@ -200,11 +268,22 @@ void Conversation::Pump() {
   // One batch in flight at a time: a slow reader holds back only itself.
   if (!live_ || closing_ || link_->SendPending()) return;
   for (;;) {
+    // What was sent before has most likely been applied: the device's
+    // progress, for compaction, while it only listens.
+    hub_.NoteDevice(node_, live_cursor_, false);
     std::vector<Change> out;
     int64_t scanned = live_cursor_;
     Status st = hub_.ReadLog(live_cursor_, hub_.options().limits.max_changes_per_pull, node_, &out, &scanned);
     if (!st.ok()) {
       SendError(st, false);
+      return;
+    }
+    if (live_cursor_ < hub_.compacted_through()) {
+      // A slow live reader fell behind a compaction (it outlived the
+      // device retention): tell it once and stop; it will resync.
+      live_ = false;
+      Send({{"type", msg::kChanges}, {"live", true}, {"changes", json::array()}, {"cursor", live_cursor_},
+            {"more", false}, {"head", hub_.head()}, {"resync", true}});
       return;
     }
     if (scanned == live_cursor_) return;  // nothing new

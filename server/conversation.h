@@ -54,6 +54,7 @@ class Conversation {
   void OnPush(const json& m);
   void OnPull(const json& m);
   void OnSubscribe(const json& m);
+  void OnSnapshot(const json& m);
   void Send(const json& m);
   void SendError(const Status& st, bool fatal, const json& in_reply_to = nullptr);
   void Close(const std::string& reason);

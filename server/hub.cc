@@ -24,6 +24,45 @@ Status Hub::Open() {
   int64_t head = 0;
   if (!(st = store_.Head(&head)).ok()) return st;
   head_ = head;
+  int64_t compacted = 0;
+  if (!(st = store_.CompactedThrough(&compacted)).ok()) return st;
+  compacted_ = compacted;
+  return Status::OK();
+}
+
+Status Hub::ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
+                      std::vector<RowState>* out, bool* more) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.store().ReadState(after_table, after_row, max_rows, out, more);
+}
+
+Status Hub::NoteDevice(NodeId node, int64_t cursor, bool first_contact) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  uint64_t now = NowMs();
+  bool known = devices_.count(node) > 0;
+  auto& d = devices_[node];
+  d.cursor = std::max(d.cursor, cursor);
+  d.seen_ms = std::max(d.seen_ms, now);
+  return first_contact && !known ? store_.RegisterDevice(node, cursor, now) : Status::OK();
+}
+
+Status Hub::SaveDevices() {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.RecordDevices(devices_);
+}
+
+Status Hub::Compact(int64_t* horizon, int64_t* removed) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  int64_t h = 0, n = 0;
+  Status st = store_.RecordDevices(devices_);
+  if (st.ok()) st = store_.Horizon(NowMs(), opts_.device_retention_ms, &h);
+  if (st.ok()) st = store_.Compact(h, &n);
+  int64_t done = 0;
+  if (st.ok()) st = store_.CompactedThrough(&done);
+  if (!st.ok()) return st;
+  compacted_ = done;
+  if (horizon) *horizon = h;
+  if (removed) *removed = n;
   return Status::OK();
 }
 

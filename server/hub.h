@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,13 @@ struct ServerOptions {
   int handshake_timeout_ms = 10000;  // WebSocket upgrade + hello
   int idle_timeout_ms = 120000;      // no frame (pings count) for this long
   size_t max_errors_per_session = 16;  // bad frames tolerated before closing
+  // Compaction (docs/storage.md): every compact_interval_ms the server
+  // removes the log entries every device seen within device_retention_ms
+  // has pulled. A device behind the result loads a snapshot. 0 = never
+  // (compaction then runs only when asked: Hub::Compact, `fieldsync compact`).
+  uint64_t compact_interval_ms = 10 * 60 * 1000;
+  uint64_t device_retention_ms = 30ull * 24 * 3600 * 1000;
+  size_t snapshot_rows_per_page = 500;  // rows in one `snapshot` reply
   bool handle_signals = false;  // stop cleanly on SIGINT/SIGTERM
   bool log = true;              // one line per event on stderr
 
@@ -67,6 +75,24 @@ class Hub {
   Status Dump(const std::function<void(const json&)>& emit);
   Status ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to);
   int64_t head() const { return head_.load(); }
+
+  // A page of the server's current state (ServerStore / Store::ReadState).
+  Status ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
+                   std::vector<RowState>* out, bool* more);
+  // Log entries at or below this are compacted away: a cursor below it
+  // cannot catch up from the log.
+  int64_t compacted_through() const { return compacted_.load(); }
+  // Devices say how far they have applied the log (hello, pull, the start
+  // of a snapshot); compaction never passes a device seen within the
+  // retention period. A device's first hello is written at once; later
+  // progress is kept in memory and written by Compact(), since a stale
+  // (lower) cursor only holds compaction back.
+  Status NoteDevice(NodeId node, int64_t cursor, bool first_contact);
+  // Writes device progress, then removes what every retained device has
+  // pulled. `horizon` and `removed` (may be null) report what it did.
+  Status Compact(int64_t* horizon, int64_t* removed);
+  // Writes device progress kept in memory (at a clean stop).
+  Status SaveDevices();
   uint64_t NowMs();
   // The largest clock reading this server may accept from a device.
   const HybridClock& clock() const { return clock_; }
@@ -88,6 +114,8 @@ class Hub {
   store::ServerStore store_;
   HybridClock clock_;
   std::atomic<int64_t> head_{0};
+  std::atomic<int64_t> compacted_{0};
+  std::map<NodeId, store::ServerStore::DeviceCursor> devices_;  // guarded by store_mu_
   std::mutex subs_mu_;
   std::vector<std::weak_ptr<Subscriber>> subs_;
   std::atomic<size_t> connections_{0};

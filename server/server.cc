@@ -35,6 +35,10 @@ Status Server::Start() {
     });
   }
   Accept();
+  if (opts_.compact_interval_ms > 0) {
+    compact_timer_ = std::make_unique<net::steady_timer>(acceptor_.get_executor());
+    ScheduleCompaction();
+  }
   for (int i = 0; i < std::max(1, opts_.threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
   hub_->Log("listening on ws://" + opts_.address + ":" + std::to_string(port_) + ", data in " + opts_.data_dir);
   return Status::OK();
@@ -63,6 +67,18 @@ void Server::Accept() {
   });
 }
 
+void Server::ScheduleCompaction() {
+  compact_timer_->expires_after(std::chrono::milliseconds(opts_.compact_interval_ms));
+  compact_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    int64_t horizon = 0, removed = 0;
+    Status st = hub_->Compact(&horizon, &removed);
+    if (!st.ok()) hub_->Log("compaction failed: " + st.ToString());
+    else if (removed) hub_->Log("compacted " + std::to_string(removed) + " log entries through " + std::to_string(horizon));
+    ScheduleCompaction();
+  });
+}
+
 void Server::RequestStop() {
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
@@ -82,6 +98,7 @@ void Server::Stop() {
     boost::system::error_code ec;
     acceptor_.close(ec);
     if (signals_) signals_->cancel(ec);
+    if (compact_timer_) compact_timer_->cancel();
   });
   {
     std::lock_guard<std::mutex> lock(sessions_mu_);
@@ -93,6 +110,8 @@ void Server::Stop() {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ioc_.stop();
   JoinThreads();
+  // Device progress lives in memory between compactions; keep it.
+  if (Status st = hub_->SaveDevices(); !st.ok()) hub_->Log("saving device cursors failed: " + st.ToString());
   RequestStop();  // wakes Wait()
 }
 

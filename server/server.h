@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include "server/hub.h"
@@ -46,6 +47,7 @@ class Server {
 
  private:
   void Accept();
+  void ScheduleCompaction();
   void JoinThreads();
 
   ServerOptions opts_;
@@ -53,6 +55,7 @@ class Server {
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<boost::asio::signal_set> signals_;
+  std::unique_ptr<boost::asio::steady_timer> compact_timer_;  // on the acceptor's strand
   std::vector<std::thread> threads_;
   std::mutex sessions_mu_;
   std::vector<std::weak_ptr<Session>> sessions_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <set>
+#include <tuple>
 
 #include "sync/protocol.h"
 
@@ -754,5 +755,153 @@ Status Store::GetMetaInt(const std::string& key, int64_t def, int64_t* value) {
 }
 
 Status Store::SetMetaInt(const std::string& key, int64_t value) { return SetMeta(key, std::to_string(value)); }
+
+// ---- snapshots ------------------------------------------------------------------------
+
+Status Store::ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
+                        std::vector<RowState>* out, bool* more) {
+  out->clear();
+  *more = false;
+  if (max_rows == 0) max_rows = 1;
+  Status st;
+  // Fields of up to max_rows + 1 rows (the extra one only says "more").
+  std::vector<RowState> live;
+  {
+    Statement& s = db_.Prepare(
+        "SELECT tbl, row_id, col, hlc, node, base, crdt FROM fs_fields WHERE (tbl, row_id) > (?, ?) "
+        "ORDER BY tbl, row_id, col",
+        &st);
+    if (!st.ok()) return st;
+    s.Bind(1, after_table).Bind(2, after_row);
+    while (s.Step()) {
+      std::string t = s.Text(0), r = s.Text(1);
+      if (live.empty() || live.back().table != t || live.back().row != r) {
+        if (live.size() == max_rows + 1) break;
+        live.push_back(RowState{t, r});
+      }
+      FieldState f;
+      f.present = true;
+      f.stamp = {static_cast<Hlc>(s.Int(3)), static_cast<NodeId>(s.Int(4))};
+      f.base = static_cast<Hlc>(s.Int(5));
+      f.crdt = s.IsNull(6) ? json() : ParseJsonText(s.Text(6));
+      live.back().fields.emplace_back(s.Text(2), std::move(f));
+    }
+    st = s.status();
+    s.Reset();
+    if (!st.ok()) return st;
+  }
+  std::vector<RowState> dead;
+  {
+    Statement& s = db_.Prepare(
+        "SELECT tbl, row_id, hlc, node, seen FROM fs_tombstones WHERE (tbl, row_id) > (?, ?) "
+        "ORDER BY tbl, row_id LIMIT ?",
+        &st);
+    if (!st.ok()) return st;
+    s.Bind(1, after_table).Bind(2, after_row).Bind(3, static_cast<int64_t>(max_rows + 1));
+    while (s.Step()) {
+      RowState d{s.Text(0), s.Text(1)};
+      d.deleted = true;
+      d.tomb_stamp = {static_cast<Hlc>(s.Int(2)), static_cast<NodeId>(s.Int(3))};
+      VersionVectorFromJson(ParseJsonText(s.Text(4)), &d.tomb_seen);
+      dead.push_back(std::move(d));
+    }
+    st = s.status();
+    s.Reset();
+    if (!st.ok()) return st;
+  }
+  // Merge the two ordered streams; a key is in at most one of them.
+  size_t i = 0, k = 0;
+  auto key = [](const RowState& x) { return std::tie(x.table, x.row); };
+  while (out->size() < max_rows && (i < live.size() || k < dead.size())) {
+    if (k == dead.size() || (i < live.size() && key(live[i]) < key(dead[k]))) out->push_back(std::move(live[i++]));
+    else out->push_back(std::move(dead[k++]));
+  }
+  *more = i < live.size() || k < dead.size();
+  // The materialized values live in the schema tables: one lookup per row.
+  for (RowState& r : *out) {
+    if (r.deleted) continue;
+    const TableDef* t = schema_.Find(r.table);
+    if (!t) continue;
+    Statement& s = db_.Prepare(SelectList(*t) + " WHERE id=?", &st);
+    if (!st.ok()) return st;
+    s.Bind(1, r.row);
+    if (s.Step()) {
+      for (auto& [name, f] : r.fields)
+        if (const ColumnDef* c = t->Find(name)) f.value = ReadValue(s, c->index + 1, *c);
+    }
+    st = s.status();
+    s.Reset();
+    if (!st.ok()) return st;
+  }
+  return Status::OK();
+}
+
+Status Store::InstallState(const std::vector<RowState>& rows) {
+  Status st;
+  for (const RowState& r : rows) {
+    const TableDef* t = schema_.Find(r.table);
+    if (!t) continue;
+    Statement& clear = db_.Prepare("DELETE FROM fs_fields WHERE tbl=? AND row_id=?", &st);
+    if (!st.ok()) return st;
+    clear.Bind(1, r.table).Bind(2, r.row);
+    if (!(st = clear.Run()).ok()) return st;
+    if (r.deleted) {
+      Statement& ts = db_.Prepare("INSERT OR REPLACE INTO fs_tombstones(tbl,row_id,hlc,node,seen) VALUES(?,?,?,?,?)", &st);
+      if (!st.ok()) return st;
+      ts.Bind(1, r.table).Bind(2, r.row).Bind(3, r.tomb_stamp.hlc).Bind(4, r.tomb_stamp.node);
+      ts.Bind(5, VersionVectorToJson(r.tomb_seen).dump());
+      if (!(st = ts.Run()).ok()) return st;
+      Statement& del = db_.Prepare("DELETE FROM " + Quote(t->name) + " WHERE id=?", &st);
+      if (!st.ok()) return st;
+      del.Bind(1, r.row);
+      if (!(st = del.Run()).ok()) return st;
+      continue;
+    }
+    Statement& untomb = db_.Prepare("DELETE FROM fs_tombstones WHERE tbl=? AND row_id=?", &st);
+    if (!st.ok()) return st;
+    untomb.Bind(1, r.table).Bind(2, r.row);
+    if (!(st = untomb.Run()).ok()) return st;
+    // The whole row in one statement: every column, NULL where unwritten.
+    std::string sql = "INSERT OR REPLACE INTO " + Quote(t->name) + "(id";
+    for (const auto& c : t->columns) sql += ", " + Quote(c.name);
+    sql += ") VALUES(?";
+    for (size_t n = 0; n < t->columns.size(); ++n) sql += ",?";
+    sql += ")";
+    std::vector<const json*> values(t->columns.size(), nullptr);
+    for (const auto& [name, f] : r.fields)
+      if (const ColumnDef* c = t->Find(name)) values[c->index] = &f.value;
+    Statement& row = db_.Prepare(sql, &st);
+    if (!st.ok()) return st;
+    row.Bind(1, r.row);
+    for (const auto& c : t->columns) {
+      if (values[c.index]) BindValue(row, c.index + 2, c, *values[c.index]);
+      else row.BindNull(c.index + 2);
+    }
+    if (!(st = row.Run()).ok()) return st;
+    for (const auto& [name, f] : r.fields)
+      if (const ColumnDef* c = t->Find(name))
+        if (!(st = SaveField(r.table, r.row, *c, f)).ok()) return st;
+  }
+  return Status::OK();
+}
+
+Status Store::HasState(bool* any) {
+  Status st;
+  Statement& s = db_.Prepare(
+      "SELECT EXISTS(SELECT 1 FROM fs_fields) OR EXISTS(SELECT 1 FROM fs_tombstones)", &st);
+  if (!st.ok()) return st;
+  *any = s.Step() && s.Int(0) != 0;
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status Store::ClearState() {
+  Status st;
+  for (const auto& t : schema_.tables())
+    if (!(st = db_.Exec("DELETE FROM " + Quote(t.name))).ok()) return st;
+  if (!(st = db_.Exec("DELETE FROM fs_fields")).ok()) return st;
+  return db_.Exec("DELETE FROM fs_tombstones");
+}
 
 }  // namespace fieldsync::store

@@ -90,6 +90,28 @@ class Store {
   // then id, one call per row: the canonical dump two replicas compare.
   Status Dump(const std::function<void(const json&)>& emit);
 
+  // ---- snapshots: state instead of history ------------------------------
+  // Up to `max_rows` rows (fields or tombstone) whose (table, row id) sorts
+  // after (after_table, after_row), in that order; empty strings start at
+  // the beginning. `more` tells whether rows remain after the last one.
+  // Read in one statement each for fields and tombstones, so a page is
+  // consistent with itself; pages read at different times are not, which is
+  // harmless because merge is idempotent and the log after the snapshot's
+  // cursor is merged on top.
+  Status ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
+                   std::vector<RowState>* out, bool* more);
+  // Writes rows exactly as given, replacing whatever the store held for
+  // them: fields, materialized values, tombstone. Rows of unknown tables
+  // and fields of unknown columns are skipped (an older schema). Call
+  // inside a transaction.
+  Status InstallState(const std::vector<RowState>& rows);
+  // Removes every replicated row and its metadata (schema tables,
+  // fs_fields, fs_tombstones); keeps the outbox, conflicts, rejections and
+  // meta. The first step of a re-bootstrap. Call inside a transaction.
+  Status ClearState();
+  // True when some row or tombstone has ever been written here.
+  Status HasState(bool* any);
+
   Status ListConflicts(bool include_resolved, std::vector<StoredConflict>* out);
   Status GetConflict(int64_t id, StoredConflict* out);
   Status MarkConflictResolved(int64_t id);

@@ -1,5 +1,6 @@
 #include "store/server_store.h"
 
+#include <algorithm>
 #include <random>
 
 #include "sync/protocol.h"
@@ -11,7 +12,9 @@ Status ServerStore::Open(const std::string& path, const Schema& schema, NodeId n
   if (!st.ok()) return st;
   st = store_.db().Exec(
       "CREATE TABLE IF NOT EXISTS fs_log(seq INTEGER PRIMARY KEY, node INTEGER NOT NULL, "
-      "hlc INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE(node, hlc))");
+      "hlc INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE(node, hlc));"
+      "CREATE TABLE IF NOT EXISTS fs_devices(node INTEGER PRIMARY KEY, cursor INTEGER NOT NULL, "
+      "seen_ms INTEGER NOT NULL)");
   if (!st.ok()) {
     store_.Close();
     return st;
@@ -173,7 +176,12 @@ Status ServerStore::MaxHlc(Hlc* hlc) {
   *hlc = s.Step() ? static_cast<Hlc>(s.Int(0)) : 0;
   st = s.status();
   s.Reset();
-  return st;
+  if (!st.ok()) return st;
+  // Compaction may have removed the entry with the largest stamp.
+  int64_t removed = 0;
+  if (!(st = store_.GetMetaInt("compacted_hlc", 0, &removed)).ok()) return st;
+  *hlc = std::max(*hlc, static_cast<Hlc>(removed));
+  return Status::OK();
 }
 
 Status ServerStore::Head(int64_t* seq) {
@@ -185,5 +193,84 @@ Status ServerStore::Head(int64_t* seq) {
   s.Reset();
   return st;
 }
+
+// ---- compaction ---------------------------------------------------------------------------
+
+Status ServerStore::RegisterDevice(NodeId node, int64_t cursor, uint64_t now_ms) {
+  Status st;
+  Statement& s = store_.db().Prepare(
+      "INSERT INTO fs_devices(node, cursor, seen_ms) VALUES(?,?,?) ON CONFLICT(node) DO NOTHING", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, node).Bind(2, cursor).Bind(3, now_ms);
+  return s.Run();
+}
+
+Status ServerStore::RecordDevices(const std::map<NodeId, DeviceCursor>& devices) {
+  if (devices.empty()) return Status::OK();
+  Transaction tx(&store_.db());
+  if (!tx.status().ok()) return tx.status();
+  Status st;
+  for (const auto& [node, d] : devices) {
+    Statement& s = store_.db().Prepare(
+        "INSERT INTO fs_devices(node, cursor, seen_ms) VALUES(?,?,?) ON CONFLICT(node) DO UPDATE SET "
+        "cursor=max(cursor, excluded.cursor), seen_ms=max(seen_ms, excluded.seen_ms)",
+        &st);
+    if (!st.ok()) return st;
+    s.Bind(1, node).Bind(2, d.cursor).Bind(3, d.seen_ms);
+    if (!(st = s.Run()).ok()) return st;
+  }
+  return tx.Commit();
+}
+
+Status ServerStore::Horizon(uint64_t now_ms, uint64_t retention_ms, int64_t* horizon) {
+  Status st;
+  int64_t head = 0;
+  if (!(st = Head(&head)).ok()) return st;
+  uint64_t since = now_ms > retention_ms ? now_ms - retention_ms : 0;
+  Statement& s = store_.db().Prepare("SELECT min(cursor) FROM fs_devices WHERE seen_ms >= ?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, since);
+  *horizon = head;
+  if (s.Step() && !s.IsNull(0)) *horizon = std::min(head, s.Int(0));
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status ServerStore::Compact(int64_t horizon, int64_t* removed) {
+  *removed = 0;
+  Database& db = store_.db();
+  Transaction tx(&db);
+  if (!tx.status().ok()) return tx.status();
+  Status st;
+  int64_t head = 0, done = 0;
+  if (!(st = Head(&head)).ok()) return st;
+  if (!(st = CompactedThrough(&done)).ok()) return st;
+  // seq is INTEGER PRIMARY KEY without AUTOINCREMENT: the newest entry stays,
+  // or an emptied log would hand out seq 1 again and move every cursor back.
+  int64_t through = std::min(horizon, head - 1);
+  if (through <= done) return Status::OK();
+  Statement& mx = db.Prepare("SELECT coalesce(max(hlc), 0) FROM fs_log WHERE seq <= ?", &st);
+  if (!st.ok()) return st;
+  mx.Bind(1, through);
+  Hlc gone = mx.Step() ? static_cast<Hlc>(mx.Int(0)) : 0;
+  st = mx.status();
+  mx.Reset();
+  if (!st.ok()) return st;
+  int64_t had = 0;
+  if (!(st = store_.GetMetaInt("compacted_hlc", 0, &had)).ok()) return st;
+  if (gone > static_cast<Hlc>(had) && !(st = store_.SetMetaInt("compacted_hlc", static_cast<int64_t>(gone))).ok())
+    return st;
+  Statement& del = db.Prepare("DELETE FROM fs_log WHERE seq <= ?", &st);
+  if (!st.ok()) return st;
+  del.Bind(1, through);
+  if (!(st = del.Run()).ok()) return st;
+  *removed = db.Changes();
+  if (!(st = store_.SetMetaInt("compacted_through", through)).ok()) return st;
+  if (!(st = tx.Commit()).ok()) *removed = 0;
+  return st;
+}
+
+Status ServerStore::CompactedThrough(int64_t* seq) { return store_.GetMetaInt("compacted_through", 0, seq); }
 
 }  // namespace fieldsync::store

@@ -4,6 +4,7 @@
 // keep; UNIQUE(node, hlc) makes a retried push a no-op.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,27 @@ class ServerStore {
   Status ReadLog(int64_t after, size_t limit, NodeId exclude_node, std::vector<Change>* out,
                  int64_t* scanned_to);
   Status Head(int64_t* seq);
+
+  // ---- compaction (docs/storage.md, "Compaction") ------------------------
+  // Devices and how far each has pulled: what bounds compaction. A device
+  // is registered at its first hello; cursors and last-seen times are
+  // raised (never lowered) by RecordDevices.
+  struct DeviceCursor {
+    int64_t cursor = 0;
+    uint64_t seen_ms = 0;
+  };
+  Status RegisterDevice(NodeId node, int64_t cursor, uint64_t now_ms);
+  Status RecordDevices(const std::map<NodeId, DeviceCursor>& devices);
+  // The compaction horizon: the smallest cursor among devices seen within
+  // `retention_ms` of `now_ms`, or the head when there are none.
+  Status Horizon(uint64_t now_ms, uint64_t retention_ms, int64_t* horizon);
+  // Removes the log entries with seq <= horizon, except the newest entry
+  // of the log (which keeps seq numbers rising). A client whose cursor is
+  // below CompactedThrough() afterwards can no longer catch up from the log
+  // and must load a snapshot. One transaction.
+  Status Compact(int64_t horizon, int64_t* removed);
+  // Every log entry with seq <= this is gone (0: nothing ever compacted).
+  Status CompactedThrough(int64_t* seq);
   // The largest HLC in the log: a restarted server's clock resumes past it
   // even if the wall clock went back.
   Status MaxHlc(Hlc* hlc);

@@ -47,6 +47,16 @@ struct FieldState {
   json crdt;             // policy state: null (lww, state) or see merge.cc
 };
 
+// One row's whole merge state, as a snapshot carries it (docs/protocol.md,
+// "snapshot"): either its fields or, for a deleted row, its tombstone.
+struct RowState {
+  std::string table, row;
+  bool deleted = false;
+  Stamp tomb_stamp;            // deleted: the greatest delete stamp
+  VersionVector tomb_seen;     // deleted: what the deleters had seen
+  std::vector<std::pair<std::string, FieldState>> fields;  // column name, state (value included)
+};
+
 struct ConflictRecord {
   std::string table, row, column;
   std::string kind;      // "lww", "state", "mv" or "deleted"

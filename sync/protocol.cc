@@ -285,6 +285,56 @@ Status ChangeFromJson(const json& j, Change* c) {
   return Status::OK();
 }
 
+json RowStateToJson(const RowState& r) {
+  json j = {{"t", r.table}, {"r", r.row}};
+  if (r.deleted) {
+    j["d"] = {{"h", ToHex(r.tomb_stamp.hlc)}, {"n", ToHex(r.tomb_stamp.node)}, {"s", VersionVectorToJson(r.tomb_seen)}};
+    return j;
+  }
+  json f = json::object();
+  for (const auto& [col, s] : r.fields) {
+    json e = {{"h", ToHex(s.stamp.hlc)}, {"n", ToHex(s.stamp.node)}, {"v", s.value}};
+    if (s.base) e["b"] = ToHex(s.base);
+    if (!s.crdt.is_null()) e["c"] = s.crdt;
+    f[col] = std::move(e);
+  }
+  j["f"] = std::move(f);
+  return j;
+}
+
+Status RowStateFromJson(const json& j, RowState* out) {
+  if (!j.is_object() || !j.contains("t") || !j["t"].is_string() || !j.contains("r") || !j["r"].is_string())
+    return Status::Protocol("snapshot row needs string t and r");
+  auto hex = [](const json& o, const char* k, uint64_t* v) {
+    return o.contains(k) && o[k].is_string() && ParseHex(o[k].get<std::string>(), v);
+  };
+  RowState r;
+  r.table = j["t"].get<std::string>();
+  r.row = j["r"].get<std::string>();
+  if (j.contains("d")) {
+    const json& d = j["d"];
+    if (!d.is_object() || !hex(d, "h", &r.tomb_stamp.hlc) || !hex(d, "n", &r.tomb_stamp.node) || !d.contains("s") ||
+        !VersionVectorFromJson(d["s"], &r.tomb_seen))
+      return Status::Protocol("snapshot tombstone needs hex h, n and a version vector s");
+    r.deleted = true;
+  } else {
+    if (!j.contains("f") || !j["f"].is_object()) return Status::Protocol("snapshot row needs an object f");
+    for (auto it = j["f"].begin(); it != j["f"].end(); ++it) {
+      const json& e = it.value();
+      FieldState s;
+      s.present = true;
+      if (!e.is_object() || !hex(e, "h", &s.stamp.hlc) || !hex(e, "n", &s.stamp.node) || !e.contains("v") ||
+          (e.contains("b") && !hex(e, "b", &s.base)))
+        return Status::Protocol("snapshot field '" + it.key() + "' needs hex h, n, optional hex b, and v");
+      s.value = e["v"];
+      if (e.contains("c")) s.crdt = e["c"];
+      r.fields.emplace_back(it.key(), std::move(s));
+    }
+  }
+  *out = std::move(r);
+  return Status::OK();
+}
+
 json ErrorMessage(const Status& st, bool fatal) {
   return {{"type", msg::kError}, {"code", CodeName(st.code())}, {"message", st.message()}, {"fatal", fatal}};
 }

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sync/change.h"
+#include "sync/merge.h"
 #include "sync/status.h"
 
 namespace fieldsync {
@@ -60,6 +61,12 @@ json ChangeToJson(const Change& c);
 // ValidateChange's job. kProtocolError on failure.
 Status ChangeFromJson(const json& j, Change* c);
 
+// The JSON form of a row's state in a `snapshot` message (docs/protocol.md
+// "Snapshot"). RowStateFromJson checks structure only, like ChangeFromJson;
+// the receiver checks values against its schema.
+json RowStateToJson(const RowState& r);
+Status RowStateFromJson(const json& j, RowState* r);
+
 // Message types.
 namespace msg {
 constexpr const char* kHello = "hello";
@@ -69,6 +76,7 @@ constexpr const char* kAck = "ack";
 constexpr const char* kPull = "pull";
 constexpr const char* kChanges = "changes";
 constexpr const char* kSubscribe = "subscribe";
+constexpr const char* kSnapshot = "snapshot";
 constexpr const char* kError = "error";
 }  // namespace msg
 

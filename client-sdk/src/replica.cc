@@ -68,6 +68,7 @@ constexpr const char* kMetaCursor = "cursor";
 constexpr const char* kMetaLastSync = "last_sync_ms";
 constexpr const char* kMetaAckedHlc = "acked_hlc";  // newest own stamp the server holds
 constexpr const char* kMetaRemoteHlc = "remote_hlc";  // newest stamp received from the server
+constexpr const char* kMetaSnapshot = "snapshot";     // a snapshot in progress: {"cursor":..,"after":[t,r]}
 
 }  // namespace
 
@@ -458,6 +459,75 @@ Status Replica::ApplyRemote(const std::vector<Change>& changes, int64_t cursor, 
   return Status::OK();
 }
 
+Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe, int64_t cursor, bool last,
+                                    const json& after, std::set<std::pair<std::string, std::string>>* stale,
+                                    std::vector<ChangeEvent>* events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // The server is trusted with merge state, but a value that does not fit
+  // this schema would make the install throw halfway: refuse the page first.
+  for (const RowState& r : rows) {
+    if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
+    const TableDef* t = store_.schema().Find(r.table);
+    if (!t) continue;  // a table this (older) schema does not know
+    for (const auto& [name, f] : r.fields) {
+      const ColumnDef* c = t->Find(name);
+      if (!c || f.value.is_null()) continue;
+      bool whole = c->merge == MergePolicy::kLww || c->merge == MergePolicy::kState || c->merge == MergePolicy::kMv ||
+                   c->merge == MergePolicy::kOrSet;
+      Status v = whole ? Schema::CheckValue(*t, *c, f.value)
+                       : (f.value.is_number() ? Status::OK() : Status::Protocol("counter value is not a number"));
+      if (!v.ok()) return Status::Protocol("snapshot " + r.table + "/" + r.row + ": " + v.message());
+    }
+  }
+  store::Transaction tx(&store_.db());
+  Status st = tx.status();
+  if (!st.ok()) return st;
+  if (wipe) {
+    st = store_.Dump([&](const json& row) { stale->insert({row["table"].get<std::string>(), row["id"].get<std::string>()}); });
+    if (!st.ok() || !(st = store_.ClearState()).ok()) return st;
+  }
+  if (!(st = store_.InstallState(rows)).ok()) return st;
+  Hlc newest = 0;
+  for (const RowState& r : rows) {
+    newest = std::max(newest, r.tomb_stamp.hlc);
+    for (const auto& [name, f] : r.fields) newest = std::max(newest, f.stamp.hlc);
+  }
+  clock_->Observe(newest);  // a stamp too far ahead leaves the clock alone
+  int64_t seen = 0;
+  if (!(st = store_.GetMetaInt(kMetaRemoteHlc, 0, &seen)).ok()) return st;
+  if (newest > static_cast<Hlc>(seen) && !(st = store_.SetMetaInt(kMetaRemoteHlc, static_cast<int64_t>(newest))).ok())
+    return st;
+  if (!last) {
+    st = store_.SetMeta(kMetaSnapshot, json({{"cursor", cursor}, {"after", after}}).dump());
+  } else {
+    // What the device wrote and the server has not acknowledged goes back on
+    // top of the server's state: nothing typed offline is lost to a re-bootstrap.
+    std::vector<Change> pending;
+    std::vector<int64_t> seqs;
+    st = store_.OutboxPeek(SIZE_MAX >> 1, &pending, &seqs);
+    for (size_t i = 0; st.ok() && i < pending.size(); ++i) {
+      store::ApplyOutcome outcome;
+      st = store_.ApplyChange(pending[i], &outcome);
+    }
+    if (st.ok()) st = store_.SetMeta(kMetaSnapshot, "");
+    if (st.ok()) st = store_.SetMetaInt(kMetaCursor, cursor);
+  }
+  if (st.ok()) st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()));
+  if (st.ok()) st = tx.Commit();
+  if (!st.ok()) return st;
+  for (const RowState& r : rows) {
+    stale->erase({r.table, r.row});
+    events->push_back({r.table, r.row, r.deleted, true});
+  }
+  if (last) {
+    status_.cursor = cursor;
+    // Rows the device held that the server's state no longer has for it.
+    for (const auto& [t, id] : *stale) events->push_back({t, id, true, true});
+    stale->clear();
+  }
+  return Status::OK();
+}
+
 // ---- sync status ----------------------------------------------------------------------
 
 void Replica::SetState(SyncStatus::State s, const std::string& reason) {
@@ -492,6 +562,7 @@ class Replica::Session {
                   {"node", ToHex(r_->node_)},
                   {"client", opts_.client_name},
                   {"schema", r_->schema().fingerprint()},
+                  {"cursor", CurrentCursor()},
                   {"encodings", opts_.msgpack ? json::array({"msgpack", "json"}) : json::array({"json"})}};
     if (!(st = Send(hello)).ok()) return st;
     json welcome;
@@ -609,8 +680,29 @@ class Replica::Session {
     }
   }
 
-  // Pulls until the server says there is no more.
+  // Pulls until the server says there is no more. An empty new replica, or
+  // one whose snapshot was interrupted, loads a snapshot first (state, not
+  // history: far fewer bytes and writes). One that holds rows of its own
+  // pulls the log instead, so that its writes that lost to concurrent ones
+  // become conflict records here; one whose cursor fell behind the server's
+  // compaction is told so and re-bootstraps from a snapshot.
   Status PullAll() {
+    resync_ = false;
+    bool pending_snapshot = false;
+    {
+      std::lock_guard<std::mutex> lock(r_->mu_);
+      std::string progress;
+      bool found = false, any = true;
+      Status st = r_->store_.GetMeta(kMetaSnapshot, &progress, &found);
+      if (st.ok() && r_->status_.cursor == 0) st = r_->store_.HasState(&any);
+      if (!st.ok()) return st;
+      pending_snapshot = (found && !progress.empty()) || (r_->status_.cursor == 0 && !any);
+    }
+    if (pending_snapshot) {
+      Status st = Snapshot();
+      if (!st.ok()) return st;
+    }
+    int resyncs = 0;
     for (;;) {
       int64_t cursor = 0;
       {
@@ -622,8 +714,79 @@ class Replica::Session {
       if (!st.ok()) return st;
       json reply;
       if (!(st = Await(msg::kChanges, id, &reply)).ok()) return st;
+      if (reply.value("resync", false)) {
+        if (++resyncs > 3) return Status(Code::kProtocolError, "the server keeps asking for a resync");
+        if (!(st = Snapshot(/*rebootstrap=*/true)).ok()) return st;
+        continue;
+      }
       if (!(st = ApplyChanges(reply)).ok()) return st;
       if (!reply.value("more", false)) return Status::OK();
+    }
+  }
+
+  // Loads the server's current state page by page (docs/protocol.md,
+  // "Snapshot"), resuming an interrupted one from its last page.
+  // `rebootstrap`: the replica's own state is out of date and is replaced.
+  Status Snapshot(bool rebootstrap = false) {
+    SetProgress("loading a snapshot of the server's state");
+    int64_t cursor = -1;
+    json after;
+    if (!rebootstrap) {
+      std::lock_guard<std::mutex> lock(r_->mu_);
+      std::string text;
+      bool found = false;
+      Status st = r_->store_.GetMeta(kMetaSnapshot, &text, &found);
+      if (!st.ok()) return st;
+      json p = found && !text.empty() ? json::parse(text, nullptr, false) : json();
+      if (p.is_object() && p.contains("cursor") && p["cursor"].is_number_integer()) {
+        cursor = p["cursor"].get<int64_t>();
+        after = p.value("after", json());
+      }
+    }
+    // The first page of a fresh start replaces whatever the replica holds
+    // (nothing, on a new device); a resumed snapshot continues its pages.
+    bool wipe = cursor < 0;
+    std::set<std::pair<std::string, std::string>> stale;
+    int restarts = 0;
+    for (;;) {
+      int64_t id = ++request_id_;
+      json req = {{"type", msg::kSnapshot}, {"id", id}};
+      if (cursor >= 0) req["cursor"] = cursor;
+      if (!after.is_null()) req["after"] = after;
+      Status st = Send(req);
+      if (!st.ok()) return st;
+      json reply;
+      if (!(st = Await(msg::kSnapshot, id, &reply)).ok()) return st;
+      if (reply.value("resync", false)) {
+        if (++restarts > 3) return Status(Code::kProtocolError, "the server keeps restarting the snapshot");
+        cursor = -1;
+        after = nullptr;
+        wipe = true;
+        continue;
+      }
+      if (!reply.contains("cursor") || !reply["cursor"].is_number_integer() || !reply.contains("rows") ||
+          !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
+        return Status::Protocol("snapshot reply without integer 'cursor', 'rows' array and boolean 'more'");
+      std::vector<RowState> rows;
+      rows.reserve(reply["rows"].size());
+      for (const auto& j : reply["rows"]) {
+        RowState r;
+        if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
+        rows.push_back(std::move(r));
+      }
+      bool more = reply["more"].get<bool>();
+      if (more && rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
+      int64_t at = reply["cursor"].get<int64_t>();
+      json next = more ? json::array({rows.back().table, rows.back().row}) : json();
+      std::vector<ChangeEvent> events;
+      if (!(st = r_->InstallSnapshotPage(rows, wipe, at, !more, next, &stale, &events)).ok()) return st;
+      wipe = false;
+      report_.snapshot_rows += static_cast<int64_t>(rows.size());
+      report_.cursor = at;
+      r_->Notify(events);
+      if (!more) return Status::OK();
+      cursor = at;
+      after = std::move(next);
     }
   }
 
@@ -647,6 +810,8 @@ class Replica::Session {
 
   void Close() { conn_->Close(); }
   SyncReport& report() { return report_; }
+  // The server said, on the live feed, that this replica is behind its compaction.
+  bool resync_needed() const { return resync_; }
 
  private:
   Status Send(const json& m) { return SendFrame(EncodeFrame(m, enc_)); }
@@ -712,7 +877,13 @@ class Replica::Session {
       // Requests are answered in order, so an error ends the current wait.
       return Status(CodeFromName(m.value("code", "protocol_error")), "server: " + m.value("message", std::string()));
     }
-    if (type == msg::kChanges && m.value("live", false)) return ApplyChanges(m);
+    if (type == msg::kChanges && m.value("live", false)) {
+      if (m.value("resync", false)) {
+        resync_ = true;  // the live loop pulls again, which loads a snapshot
+        return Status::OK();
+      }
+      return ApplyChanges(m);
+    }
     if (want && type == want) {
       json key = type == std::string(msg::kAck) ? m.value("batch", json()) : m.value("id", json());
       if (type == std::string(msg::kWelcome) || (id && key == *id)) {
@@ -802,7 +973,17 @@ class Replica::Session {
   int skewed_rounds_ = 0;
   std::set<Hlc> restamped_here_;  // stamps this session gave to re-stamped changes
   int64_t request_id_ = 0;
+  bool resync_ = false;
   SyncReport report_;
+
+  int64_t CurrentCursor() {
+    std::lock_guard<std::mutex> lock(r_->mu_);
+    return r_->status_.cursor;
+  }
+  void SetProgress(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(r_->mu_);
+    r_->status_.reason = reason;
+  }
 };
 
 Status Replica::Sync(const SyncOptions& opts, SyncReport* report) {
@@ -927,6 +1108,12 @@ void Replica::BackgroundLoop(SyncOptions opts) {
             status_.last_sync_ms = SystemMillis();
           }
           st = Guard([&] { return s.Poll(50); });
+          if (st.ok() && s.resync_needed()) {
+            st = Guard([&] {
+              Status r = s.PullAll();
+              return r.ok() ? s.Subscribe() : r;
+            });
+          }
         }
       }
       s.Close();

@@ -73,7 +73,7 @@ TEST(Durability, AcknowledgedWritesSurviveServerRestart) {
   // Pushing the same changes again after the restart applies nothing twice.
   SyncReport rep;
   ASSERT_TRUE(b->Sync(server.sync_options(), &rep).ok());
-  EXPECT_EQ(rep.pulled, 50);
+  EXPECT_EQ(rep.snapshot_rows, 50);
   EXPECT_EQ(DumpText(*b), before);
 }
 

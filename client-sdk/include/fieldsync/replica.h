@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,6 +80,7 @@ struct SyncOptions {
 struct SyncReport {
   int64_t pushed = 0;     // changes acknowledged as applied or duplicate
   int64_t rejected = 0;   // changes the server refused (see Rejections())
+  int64_t snapshot_rows = 0;  // rows loaded from a snapshot (a new or re-bootstrapped replica)
   int64_t restamped = 0;  // changes re-stamped because the device clock ran ahead (on connect or after a clock_skew refusal)
   int64_t pulled = 0;     // remote changes received
   int64_t bytes_sent = 0;
@@ -205,6 +207,14 @@ class Replica {
 
   Status ApplyLocked(const WriteBatch& batch, std::vector<ChangeEvent>* events);
   Status ApplyRemote(const std::vector<Change>& changes, int64_t cursor, std::vector<ChangeEvent>* events);
+  // One page of a snapshot, in one transaction (docs/protocol.md,
+  // "Snapshot"). `wipe`: the first page of a re-bootstrap, which first
+  // removes every replicated row (their ids go to `stale`). The last page
+  // re-applies the outbox on top and moves the cursor to `cursor`; earlier
+  // ones record the progress so a killed app resumes at the next page.
+  Status InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe, int64_t cursor, bool last,
+                             const json& after, std::set<std::pair<std::string, std::string>>* stale,
+                             std::vector<ChangeEvent>* events);
   void Notify(const std::vector<ChangeEvent>& events);
   void SetState(SyncStatus::State s, const std::string& reason);
   void BackgroundLoop(SyncOptions opts);
