@@ -14,7 +14,7 @@ Status ServerStore::Open(const std::string& path, const Schema& schema, NodeId n
       "CREATE TABLE IF NOT EXISTS fs_log(seq INTEGER PRIMARY KEY, node INTEGER NOT NULL, "
       "hlc INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE(node, hlc));"
       "CREATE TABLE IF NOT EXISTS fs_devices(node INTEGER PRIMARY KEY, cursor INTEGER NOT NULL, "
-      "seen_ms INTEGER NOT NULL)");
+      "seen_ms INTEGER NOT NULL, compacted_hlc INTEGER NOT NULL DEFAULT 0)");
   if (!st.ok()) {
     store_.Close();
     return st;
@@ -39,9 +39,30 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
   Database& db = store_.db();
   Transaction tx(&db);
   if (!tx.status().ok()) return tx.status();
+  std::map<NodeId, Hlc> compacted;  // per pushing node, read once per batch
   for (size_t i = 0; i < changes.size(); ++i) {
     Change c = changes[i];
     PushResult& r = (*results)[i];
+    // A change compaction removed from the log is still known: a node's
+    // accepted stamps rise in the order it pushes them, so a stamp at or
+    // below the highest one compacted away was received before.
+    auto known = compacted.find(c.stamp.node);
+    if (known == compacted.end()) {
+      Status st;
+      Hlc h = 0;
+      Statement& q = db.Prepare("SELECT compacted_hlc FROM fs_devices WHERE node=?", &st);
+      if (!st.ok()) return st;
+      q.Bind(1, c.stamp.node);
+      if (q.Step()) h = static_cast<Hlc>(q.Int(0));
+      st = q.status();
+      q.Reset();
+      if (!st.ok()) return st;
+      known = compacted.emplace(c.stamp.node, h).first;
+    }
+    if (c.stamp.hlc <= known->second) {
+      r.result = ChangeResult::kDuplicate;
+      continue;
+    }
     Status v = ValidateChange(store_.schema(), c);
     if (v.ok() && writer == Writer::kDevice && store_.schema().Find(c.table)->reference)
       v = Status(Code::kPermissionDenied, "table '" + c.table + "' is reference data, written centrally only");
@@ -227,7 +248,7 @@ Status ServerStore::Horizon(uint64_t now_ms, uint64_t retention_ms, int64_t* hor
   int64_t head = 0;
   if (!(st = Head(&head)).ok()) return st;
   uint64_t since = now_ms > retention_ms ? now_ms - retention_ms : 0;
-  Statement& s = store_.db().Prepare("SELECT min(cursor) FROM fs_devices WHERE seen_ms >= ?", &st);
+  Statement& s = store_.db().Prepare("SELECT min(cursor) FROM fs_devices WHERE seen_ms >= ? AND seen_ms > 0", &st);
   if (!st.ok()) return st;
   s.Bind(1, since);
   *horizon = head;
@@ -261,6 +282,15 @@ Status ServerStore::Compact(int64_t horizon, int64_t* removed) {
   if (!(st = store_.GetMetaInt("compacted_hlc", 0, &had)).ok()) return st;
   if (gone > static_cast<Hlc>(had) && !(st = store_.SetMetaInt("compacted_hlc", static_cast<int64_t>(gone))).ok())
     return st;
+  // Remember, per node, the newest stamp about to leave the log (see ApplyBatch).
+  Statement& hw = db.Prepare(
+      "INSERT INTO fs_devices(node, cursor, seen_ms, compacted_hlc) SELECT node, 0, 0, max(hlc) FROM fs_log "
+      "WHERE seq <= ? GROUP BY node ON CONFLICT(node) DO UPDATE SET "
+      "compacted_hlc = max(compacted_hlc, excluded.compacted_hlc)",
+      &st);
+  if (!st.ok()) return st;
+  hw.Bind(1, through);
+  if (!(st = hw.Run()).ok()) return st;
   Statement& del = db.Prepare("DELETE FROM fs_log WHERE seq <= ?", &st);
   if (!st.ok()) return st;
   del.Bind(1, through);

@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
     total.server_crashes += r.server_crashes;
     total.torn += r.torn;
     total.partitions += r.partitions;
+    total.compactions += r.compactions;
+    total.compacted_entries += r.compacted_entries;
+    total.resyncs += r.resyncs;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << count - failed << " of " << count << " seeds clean (" << start << ".." << start + count - 1 << ") in "

@@ -40,6 +40,9 @@ TEST(Simulation, SeedsHoldEveryInvariant) {
     total.dropped += r.dropped;
     total.duplicated += r.duplicated;
     total.torn += r.torn;
+    total.compactions += r.compactions;
+    total.compacted_entries += r.compacted_entries;
+    total.resyncs += r.resyncs;
   }
   // The faults really happened, and the checks really looked at writes.
   EXPECT_GT(total.writes, n * 20);
@@ -49,6 +52,8 @@ TEST(Simulation, SeedsHoldEveryInvariant) {
   EXPECT_GT(total.dropped, 0u);
   EXPECT_GT(total.duplicated, 0u);
   EXPECT_GT(total.torn, 0u);
+  EXPECT_GT(total.compacted_entries, 0u);
+  EXPECT_GT(total.resyncs, 0u);  // devices behind the horizon re-bootstrapped
 }
 
 TEST(Simulation, ASeedReplaysExactly) {

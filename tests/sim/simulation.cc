@@ -102,6 +102,8 @@ class World {
   void Transmit(Conn* c, bool to_server, std::string frame, bool close = false) {
     ++res_.frames;
     if (c->broken) return;  // written into a dead socket
+    // "You are behind the compaction horizon" (small, so never compressed).
+    if (!to_server && frame.find("resync") != std::string::npos) ++res_.resyncs;
     if (!healing_ && rng_.Chance(cfg_.p_drop)) {
       ++res_.dropped;
       c->broken = true;
@@ -198,6 +200,8 @@ class World {
     o.log = cfg_.verbose;
     o.limits.max_changes_per_pull = 40;  // many pulls: more places to fail
     o.clock = [this] { return now_; };
+    o.device_retention_ms = cfg_.device_retention_ms;
+    o.snapshot_rows_per_page = 7;  // many snapshot pages: more places to fail
     o.node = 0x5E5E000000000000ULL | (cfg_.seed & 0xFFFFFFFF);
     o.fault_hook = [this](std::string_view) -> Status {
       if (server_dead_) return Status::IoError("sim: server process is dead");
@@ -375,6 +379,30 @@ class World {
     }
   }
 
+  // The server compacts its log. The test keeps every entry it removes, so
+  // the checks still see the whole history: a change compacted away and
+  // then applied again would show up twice.
+  void Compact() {
+    std::vector<Change> log;
+    int64_t scanned = 0;
+    Status st = hub_->ReadLog(0, 1u << 30, 0, &log, &scanned);
+    if (!st.ok()) return Fail("reading the log before compacting: " + st.ToString());
+    for (auto& c : log) archive_.emplace(c.seq, std::move(c));
+    int64_t horizon = 0, removed = 0;
+    armed_ = true;
+    st = hub_->Compact(&horizon, &removed);
+    armed_ = false;
+    if (server_dead_) {
+      ++res_.torn;
+      CrashServer();
+      return;
+    }
+    if (!st.ok()) return Fail("compaction failed: " + st.ToString());
+    ++res_.compactions;
+    res_.compacted_entries += static_cast<uint64_t>(removed);
+    if (cfg_.verbose) std::cerr << "  compacted " << removed << " entries through " << horizon << "\n";
+  }
+
   void SyncClient(int i) {
     SyncOptions o;
     o.url = "sim://server";
@@ -433,6 +461,7 @@ class World {
   std::map<std::string, int64_t> committed_;  // change identity -> times committed
   std::set<std::string> deleted_;             // "table/row" with a committed delete
   std::map<std::string, double> counters_;    // "table/row" -> sum of committed increments
+  std::map<int64_t, Change> archive_;         // log entries as read before each compaction, by seq
   friend struct ServerEnd;
 };
 
@@ -558,6 +587,9 @@ void World::Check() {
   std::vector<Change> log;
   int64_t scanned = 0;
   if (!(st = hub_->ReadLog(0, 1u << 30, 0, &log, &scanned)).ok()) return Fail("reading the log: " + st.ToString());
+  for (auto& c : log) archive_[c.seq] = std::move(c);
+  log.clear();
+  for (auto& [seq, c] : archive_) log.push_back(c);
   std::map<std::string, int64_t> in_log;
   for (const auto& c : log) {
     if (HlcPhysical(c.stamp.hlc) > c.server_ms + hub_->clock().max_drift_ms())
@@ -634,6 +666,7 @@ SimResult World::Run() {
       for (int k = 0; k < 5 && Step(now_ + 1000); ++k) {
       }
     }
+    if (hub_ && rng_.Chance(cfg_.p_compact)) Compact();
     Watch(step);
   }
 
@@ -676,7 +709,8 @@ std::string SimResult::Summary() const {
   o << writes << " writes, " << changes_checked << " changes checked exactly once, " << syncs << " syncs ("
     << failed_syncs << " failed), " << frames << " frames (" << dropped << " dropped, " << duplicated
     << " duplicated, " << delayed << " delayed), " << client_crashes << " client and " << server_crashes
-    << " server crashes (" << torn << " mid-transaction), " << partitions << " partitions";
+    << " server crashes (" << torn << " mid-transaction), " << partitions << " partitions, " << compactions << " compactions (" << compacted_entries
+    << " log entries removed, " << resyncs << " resyncs)";
   return o.str();
 }
 

@@ -38,6 +38,8 @@ struct SimConfig {
   double p_statement_crash = 0.002;  // a process dies before an SQL statement
   double p_client_kill = 0.02;    // a client is killed while waiting for a frame
   double p_server_crash = 0.01;   // the server dies after handling a frame
+  double p_compact = 0.05;        // the server compacts its log (per step)
+  uint64_t device_retention_ms = 20000;  // so devices away for a while fall behind the horizon
   bool skewed_clock = true;       // one client's clock runs 10 minutes ahead
   bool verbose = false;
 };
@@ -49,6 +51,7 @@ struct SimResult {
   uint64_t frames = 0, dropped = 0, duplicated = 0, delayed = 0;
   uint64_t client_crashes = 0, server_crashes = 0, torn = 0;  // torn: crashes mid-transaction
   uint64_t partitions = 0;
+  uint64_t compactions = 0, compacted_entries = 0, resyncs = 0;  // resyncs: told to re-bootstrap
   std::string failure;            // empty when every invariant holds
 
   bool ok() const { return failure.empty(); }
