@@ -288,3 +288,35 @@ TEST_F(BadInputTest, RefusedChangeIsSurfacedAndDoesNotBlockTheOutbox) {
 
 }  // namespace
 }  // namespace fieldsync
+
+namespace fieldsync {
+namespace {
+
+TEST_F(BadInputTest, MalformedSnapshotRequestsAreRefusedAndAStaleOneRestarts) {
+  RawPeer p(server_.url());
+  ASSERT_TRUE(p.Hello(kNode));
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 1}, {"cursor", "zero"}}));
+  EXPECT_EQ(ExpectError(p, "protocol_error")["in_reply_to"], 1);
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 2}, {"after", {"accounts"}}}));
+  EXPECT_EQ(ExpectError(p, "protocol_error")["in_reply_to"], 2);
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 3}, {"after", {1, 2}}}));
+  ExpectError(p, "protocol_error");
+  // A cursor the server never reached: start again (resync), nothing served.
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 4}, {"cursor", 999999}}));
+  json m;
+  ASSERT_TRUE(p.Receive(&m));
+  EXPECT_EQ(m["type"], "snapshot");
+  EXPECT_TRUE(m.value("resync", false)) << m.dump();
+  EXPECT_TRUE(m["rows"].empty());
+  // A good request gets a page.
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 5}}));
+  ASSERT_TRUE(p.Receive(&m));
+  EXPECT_EQ(m["type"], "snapshot");
+  EXPECT_EQ(m["id"], 5);
+  EXPECT_TRUE(m["rows"].is_array());
+  EXPECT_FALSE(m.value("more", true));
+  ExpectServerStillServes();
+}
+
+}  // namespace
+}  // namespace fieldsync

@@ -531,3 +531,68 @@ TEST_F(ServerStoreTest, NodeIsStableAcrossReopen) {
 
 }  // namespace
 }  // namespace fieldsync::store
+
+namespace fieldsync::store {
+namespace {
+
+// ---- compaction -------------------------------------------------------------------
+
+TEST_F(ServerStoreTest, CompactKeepsTheNewestEntryTheClockAndRecognisesRetriedChanges) {
+  std::vector<Change> batch;
+  for (uint32_t k = 1; k <= 5; ++k) batch.push_back(Set("contacts", "c" + std::to_string(k), "name", "n", {H(k), kDevA}));
+  std::vector<PushResult> results;
+  std::vector<Change> applied;
+  ASSERT_TRUE(Push(batch, &results, &applied).ok());
+  Hlc max_before = 0;
+  ASSERT_TRUE(ss_.MaxHlc(&max_before).ok());
+  int64_t removed = -1;
+  ASSERT_TRUE(ss_.Compact(/*horizon=*/100, &removed).ok());
+  EXPECT_EQ(removed, 4);  // seq 5, the newest, stays so seqs keep rising
+  int64_t through = 0;
+  ASSERT_TRUE(ss_.CompactedThrough(&through).ok());
+  EXPECT_EQ(through, 4);
+  EXPECT_EQ(Head(), 5);
+  Reopen();
+  Hlc max_after = 0;
+  ASSERT_TRUE(ss_.MaxHlc(&max_after).ok());
+  EXPECT_EQ(max_after, max_before);
+  // The whole batch again (an ack that was lost): nothing applies twice,
+  // though four of the five are no longer in the log.
+  ASSERT_TRUE(Push(batch, &results, &applied).ok());
+  for (const auto& r : results) EXPECT_EQ(r.result, ChangeResult::kDuplicate);
+  EXPECT_TRUE(applied.empty());
+  // A new change of the same device still applies, after the head.
+  ASSERT_TRUE(Push({Set("contacts", "c9", "name", "n", {H(9), kDevA})}, &results, &applied).ok());
+  ASSERT_EQ(applied.size(), 1u);
+  EXPECT_EQ(applied[0].seq, 6);
+  // Compacting again below what is already gone changes nothing.
+  ASSERT_TRUE(ss_.Compact(2, &removed).ok());
+  EXPECT_EQ(removed, 0);
+}
+
+TEST_F(ServerStoreTest, HorizonIsTheSlowestDeviceSeenWithinTheRetention) {
+  std::vector<PushResult> results;
+  std::vector<Change> applied;
+  std::vector<Change> batch;
+  for (uint32_t k = 1; k <= 8; ++k) batch.push_back(Set("contacts", "c" + std::to_string(k), "name", "n", {H(k), kDevA}));
+  ASSERT_TRUE(Push(batch, &results, &applied).ok());
+  int64_t h = -1;
+  ASSERT_TRUE(ss_.Horizon(now_ms_, kMinute, &h).ok());
+  EXPECT_EQ(h, 8);  // no devices: nothing holds it back
+  ASSERT_TRUE(ss_.RegisterDevice(kDevA, 6, now_ms_).ok());
+  ASSERT_TRUE(ss_.RegisterDevice(kDevB, 2, now_ms_ - 2 * kMinute).ok());
+  ASSERT_TRUE(ss_.Horizon(now_ms_, kMinute, &h).ok());
+  EXPECT_EQ(h, 6);  // B was last seen before the retention
+  ASSERT_TRUE(ss_.Horizon(now_ms_, 3 * kMinute, &h).ok());
+  EXPECT_EQ(h, 2);
+  // Recorded progress only ever rises.
+  ASSERT_TRUE(ss_.RecordDevices({{kDevB, {1, now_ms_}}, {kDevA, {7, now_ms_}}}).ok());
+  ASSERT_TRUE(ss_.Horizon(now_ms_, kMinute, &h).ok());
+  EXPECT_EQ(h, 2);
+  ASSERT_TRUE(ss_.RegisterDevice(kDevB, 0, now_ms_).ok());  // a second hello does not reset it
+  ASSERT_TRUE(ss_.Horizon(now_ms_, kMinute, &h).ok());
+  EXPECT_EQ(h, 2);
+}
+
+}  // namespace
+}  // namespace fieldsync::store

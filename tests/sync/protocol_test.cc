@@ -578,3 +578,56 @@ TEST(MsgpackHardening, ValuesJsonCannotCarryAreRefused) {
 
 }  // namespace
 }  // namespace fieldsync
+
+namespace fieldsync {
+namespace {
+
+TEST(RowStateCodec, FieldsAndTombstonesRoundTripAndMalformedRowsAreRefused) {
+  RowState live;
+  live.table = "contacts";
+  live.row = "c1";
+  FieldState name;
+  name.present = true;
+  name.stamp = {MakeHlc(1000, 2), 0xF0000000000000A1ULL};
+  name.base = MakeHlc(900, 0);
+  name.value = "Li";
+  FieldState roles;
+  roles.present = true;
+  roles.stamp = {MakeHlc(1001, 0), 7};
+  roles.value = json::array({"user"});
+  roles.crdt = {{"user", {{"a", {{"0000000000000007", "0000000003e90000"}}}, {"r", json::object()}}}};
+  live.fields = {{"name", name}, {"buying_roles", roles}};
+  RowState dead;
+  dead.table = "visits";
+  dead.row = "v1";
+  dead.deleted = true;
+  dead.tomb_stamp = {MakeHlc(2000, 1), 9};
+  dead.tomb_seen = {{9, MakeHlc(2000, 1)}, {7, MakeHlc(1500, 0)}};
+  for (const RowState& r : {live, dead}) {
+    RowState back;
+    ASSERT_TRUE(RowStateFromJson(json::parse(RowStateToJson(r).dump()), &back).ok());
+    EXPECT_EQ(back.table, r.table);
+    EXPECT_EQ(back.row, r.row);
+    EXPECT_EQ(back.deleted, r.deleted);
+    EXPECT_EQ(back.tomb_stamp, r.tomb_stamp);
+    EXPECT_EQ(back.tomb_seen, r.tomb_seen);
+    ASSERT_EQ(back.fields.size(), r.fields.size());
+    std::map<std::string, FieldState> got(back.fields.begin(), back.fields.end());
+    for (const auto& [col, f] : r.fields) {
+      EXPECT_EQ(got[col].stamp, f.stamp) << col;
+      EXPECT_EQ(got[col].base, f.base) << col;
+      EXPECT_EQ(got[col].value, f.value) << col;
+      EXPECT_EQ(got[col].crdt, f.crdt) << col;
+    }
+  }
+  RowState out;
+  for (const char* bad : {R"([1])", R"({"t":"a"})", R"({"t":"a","r":"b"})", R"({"t":"a","r":"b","f":[]})",
+                          R"({"t":"a","r":"b","f":{"c":{"h":"zz","n":"1","v":1}}})",
+                          R"({"t":"a","r":"b","f":{"c":{"h":"1","n":"1"}}})",
+                          R"({"t":"a","r":"b","d":{"h":"1","n":"1","s":[]}})"}) {
+    EXPECT_EQ(RowStateFromJson(json::parse(bad), &out).code(), Code::kProtocolError) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace fieldsync
