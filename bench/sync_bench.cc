@@ -207,8 +207,9 @@ int Run(int argc, char** argv) {
   row("W1 bootstrap of a fresh replica, s", w1_secs, raw_secs, "s");
   row("W1 bootstrap records/s (k)", w1.rows.size() / w1_secs / 1000, w1.rows.size() / raw_secs / 1000, "k");
   row("W1 bytes received (MB) vs zstd JSONL", r1.bytes_received / 1e6, zstd_bytes / 1e6, "MB");
-  std::printf("%-44s %11lld (%.0f field changes/s); raw JSONL %.1f MB\n", "W1 field changes pulled",
-              static_cast<long long>(r1.pulled), r1.pulled / w1_secs, jsonl_bytes / 1e6);
+  std::printf("%-44s %11lld rows from a snapshot, %lld field changes from the log; raw JSONL %.1f MB\n",
+              "W1 received", static_cast<long long>(r1.snapshot_rows), static_cast<long long>(r1.pulled),
+              jsonl_bytes / 1e6);
   std::printf("%-44s %11.1f MB (before bootstrap %.1f MB)\n", "process peak RSS after W1 (server+client)",
               PeakRssKb() / 1024.0, rss_before / 1024.0);
 

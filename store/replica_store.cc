@@ -777,7 +777,9 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
       std::string t = s.Text(0), r = s.Text(1);
       if (live.empty() || live.back().table != t || live.back().row != r) {
         if (live.size() == max_rows + 1) break;
-        live.push_back(RowState{t, r});
+        live.emplace_back();
+        live.back().table = t;
+        live.back().row = r;
       }
       FieldState f;
       f.present = true;
@@ -799,7 +801,9 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
     if (!st.ok()) return st;
     s.Bind(1, after_table).Bind(2, after_row).Bind(3, static_cast<int64_t>(max_rows + 1));
     while (s.Step()) {
-      RowState d{s.Text(0), s.Text(1)};
+      RowState d;
+      d.table = s.Text(0);
+      d.row = s.Text(1);
       d.deleted = true;
       d.tomb_stamp = {static_cast<Hlc>(s.Int(2)), static_cast<NodeId>(s.Int(3))};
       VersionVectorFromJson(ParseJsonText(s.Text(4)), &d.tomb_seen);

@@ -133,7 +133,12 @@ void WriteBatch::RemoveMember(std::string table, std::string id, std::string col
 
 Replica::~Replica() {
   StopBackgroundSync();
-  if (bg_.joinable()) bg_.join();  // stopped earlier from its own callback
+  std::thread stopped;
+  {
+    std::lock_guard<std::mutex> lk(bg_thread_mu_);
+    stopped = std::move(bg_);  // stopped earlier from its own callback
+  }
+  if (stopped.joinable()) stopped.join();
   std::lock_guard<std::mutex> lock(mu_);
   store_.Close();
 }
@@ -1028,9 +1033,15 @@ Status Replica::StartBackgroundSync(const SyncOptions& opts) {
   client::Url u;
   Status st = opts.transport ? Status::OK() : client::ParseUrl(opts.url, &u);
   if (!st.ok()) return st;
-  if (bg_running_.exchange(true)) return Status(Code::kBusy, "background sync is already running");
-  // A thread stopped from its own observer callback could not join itself.
+  // bg_ is only touched under bg_thread_mu_: the new thread may call
+  // StopBackgroundSync (from an observer) before the assignment completes.
+  std::lock_guard<std::mutex> lk(bg_thread_mu_);
+  if (bg_running_) return Status(Code::kBusy, "background sync is already running");
+  // A loop stopped from its own observer callback could not join itself; it
+  // is on its way out (bg_running_ is false), so join it before the flag
+  // goes up again, or it would see the flag and carry on.
   if (bg_.joinable()) bg_.join();
+  bg_running_ = true;
   bg_ = std::thread([this, opts] { BackgroundLoop(opts); });
   return Status::OK();
 }
@@ -1047,7 +1058,12 @@ void Replica::StopBackgroundSync() {
   WakeBackground();
   // Called from an observer on the sync thread itself: the loop ends when
   // the callback returns; the thread is joined by the next start or close.
-  if (bg_.joinable() && bg_.get_id() != std::this_thread::get_id()) bg_.join();
+  std::thread finished;
+  {
+    std::lock_guard<std::mutex> lk(bg_thread_mu_);
+    if (bg_.joinable() && bg_.get_id() != std::this_thread::get_id()) finished = std::move(bg_);
+  }
+  if (finished.joinable()) finished.join();
   SetState(SyncStatus::State::kStopped, "background sync stopped by the app");
 }
 

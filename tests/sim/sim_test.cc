@@ -17,11 +17,8 @@ SimConfig Config(uint64_t seed) {
   c.schema_path = std::getenv("FIELDSYNC_SCHEMA");
   const char* shm = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
   c.dir = std::string(shm) + "/fieldsync-simtest-" + std::to_string(getpid()) + "-" + std::to_string(seed);
-  // A tablet whose date is 10 minutes ahead still finds one divergence
-  // after re-stamping (an observed-remove set, seed 127 of 500 with
-  // fieldsync_sim, docs/merge.md section 9); until that is fixed the skewed
-  // tablet runs in fieldsync_sim only, not in CI.
-  c.skewed_clock = false;
+  // One tablet's date runs 10 minutes ahead (SimConfig::skewed_clock): its
+  // changes are refused for clock skew and re-stamped.
   return c;
 }
 

@@ -231,7 +231,8 @@ class Replica {
   uint64_t next_observer_ = 1;
 
   std::mutex sync_mu_;  // one sync at a time
-  std::thread bg_;
+  std::thread bg_;             // guarded by bg_thread_mu_
+  std::mutex bg_thread_mu_;
   std::atomic<bool> bg_running_{false};
   std::atomic<bool> network_up_{true};
   std::atomic<bool> foreground_{true};
