@@ -753,13 +753,19 @@ class Replica::Session {
     bool wipe = cursor < 0;
     std::set<std::pair<std::string, std::string>> stale;
     int restarts = 0;
-    for (;;) {
-      int64_t id = ++request_id_;
-      json req = {{"type", msg::kSnapshot}, {"id", id}};
+    // The next page is asked for as soon as a page arrives, before that page
+    // is written: the server reads and encodes it while this side installs.
+    auto request = [&](int64_t* id) {
+      *id = ++request_id_;
+      json req = {{"type", msg::kSnapshot}, {"id", *id}};
       if (cursor >= 0) req["cursor"] = cursor;
       if (!after.is_null()) req["after"] = after;
-      Status st = Send(req);
-      if (!st.ok()) return st;
+      return Send(req);
+    };
+    int64_t id = 0;
+    Status st = request(&id);
+    if (!st.ok()) return st;
+    for (;;) {
       json reply;
       if (!(st = Await(msg::kSnapshot, id, &reply)).ok()) return st;
       if (reply.value("resync", false)) {
@@ -767,6 +773,7 @@ class Replica::Session {
         cursor = -1;
         after = nullptr;
         wipe = true;
+        if (!(st = request(&id)).ok()) return st;
         continue;
       }
       if (!reply.contains("cursor") || !reply["cursor"].is_number_integer() || !reply.contains("rows") ||
@@ -783,6 +790,11 @@ class Replica::Session {
       if (more && rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
       int64_t at = reply["cursor"].get<int64_t>();
       json next = more ? json::array({rows.back().table, rows.back().row}) : json();
+      if (more) {
+        cursor = at;
+        after = next;
+        if (!(st = request(&id)).ok()) return st;
+      }
       std::vector<ChangeEvent> events;
       if (!(st = r_->InstallSnapshotPage(rows, wipe, at, !more, next, &stale, &events)).ok()) return st;
       wipe = false;
@@ -790,8 +802,6 @@ class Replica::Session {
       report_.cursor = at;
       r_->Notify(events);
       if (!more) return Status::OK();
-      cursor = at;
-      after = std::move(next);
     }
   }
 
