@@ -197,6 +197,13 @@ void Conversation::OnPull(const json& m) {
     SendError(st, false, id);
     return;
   }
+  // A compaction on another io thread between the check above and the read
+  // may have taken entries after this cursor: then the reply has a gap.
+  if (cursor < hub_.compacted_through()) {
+    Send({{"type", msg::kChanges}, {"id", id}, {"changes", json::array()}, {"cursor", cursor}, {"more", false},
+          {"head", hub_.head()}, {"resync", true}});
+    return;
+  }
   json arr = json::array();
   for (const auto& c : out) arr.push_back(ChangeToJson(c));
   head = hub_.head();
@@ -268,9 +275,9 @@ void Conversation::Pump() {
   // One batch in flight at a time: a slow reader holds back only itself.
   if (!live_ || closing_ || link_->SendPending()) return;
   for (;;) {
-    // What was sent before has most likely been applied: the device's
-    // progress, for compaction, while it only listens.
-    hub_.NoteDevice(node_, live_cursor_, false);
+    // A listening device is alive; how far it has applied the feed only it
+    // can say (a frame written is not a frame applied), so no cursor here.
+    hub_.NoteDevice(node_, 0, false);
     std::vector<Change> out;
     int64_t scanned = live_cursor_;
     Status st = hub_.ReadLog(live_cursor_, hub_.options().limits.max_changes_per_pull, node_, &out, &scanned);

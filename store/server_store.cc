@@ -19,6 +19,18 @@ Status ServerStore::Open(const std::string& path, const Schema& schema, NodeId n
     store_.Close();
     return st;
   }
+  // Devices are only registered from this build on: on a server that has
+  // history from before, devices it has not heard from since may be behind.
+  // Compaction waits one retention period from here (Horizon).
+  std::string since;
+  bool have_since = false;
+  if (!(st = store_.GetMeta("devices_since", &since, &have_since)).ok()) return st;
+  if (!have_since) {
+    int64_t head = 0;
+    if (!(st = Head(&head)).ok()) return st;
+    if (!(st = store_.SetMetaInt("devices_since", head == 0 ? 0 : static_cast<int64_t>(SystemMillis()))).ok())
+      return st;
+  }
   std::string hex;
   bool found = false;
   if (!(st = store_.GetMeta("node", &hex, &found)).ok()) return st;
@@ -45,7 +57,9 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
     PushResult& r = (*results)[i];
     // A change compaction removed from the log is still known: a node's
     // accepted stamps rise in the order it pushes them, so a stamp at or
-    // below the highest one compacted away was received before.
+    // below the highest one compacted away was received before. (A change
+    // that was refused, retried after such a compaction, is answered
+    // duplicate rather than refused again; protocol.md section 8.8.)
     auto known = compacted.find(c.stamp.node);
     if (known == compacted.end()) {
       Status st;
@@ -248,6 +262,13 @@ Status ServerStore::Horizon(uint64_t now_ms, uint64_t retention_ms, int64_t* hor
   int64_t head = 0;
   if (!(st = Head(&head)).ok()) return st;
   uint64_t since = now_ms > retention_ms ? now_ms - retention_ms : 0;
+  int64_t registered_from = 0;
+  if (!(st = store_.GetMetaInt("devices_since", 0, &registered_from)).ok()) return st;
+  if (registered_from > 0 && static_cast<uint64_t>(registered_from) > since) {
+    // Not yet a full retention period since devices began to be registered:
+    // an unregistered device may still be behind. Compact nothing new.
+    return CompactedThrough(horizon);
+  }
   Statement& s = store_.db().Prepare("SELECT min(cursor) FROM fs_devices WHERE seen_ms >= ? AND seen_ms > 0", &st);
   if (!st.ok()) return st;
   s.Bind(1, since);

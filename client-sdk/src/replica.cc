@@ -468,30 +468,32 @@ Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe
                                     const json& after, std::set<std::pair<std::string, std::string>>* stale,
                                     std::vector<ChangeEvent>* events) {
   std::lock_guard<std::mutex> lock(mu_);
-  // The server is trusted with merge state, but a value that does not fit
-  // this schema would make the install throw halfway: refuse the page first.
-  for (const RowState& r : rows) {
+  for (const RowState& r : rows)
     if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
+  // A value that does not fit this schema (an enum member or a longer text
+  // from a newer schema) would make the install throw halfway. Such fields
+  // are left out, as ApplyRemote skips such changes: a replica built from an
+  // older schema keeps loading instead of stalling on the same page forever.
+  std::vector<RowState> fitting = rows;
+  for (RowState& r : fitting) {
     const TableDef* t = store_.schema().Find(r.table);
-    if (!t) continue;  // a table this (older) schema does not know
-    for (const auto& [name, f] : r.fields) {
-      const ColumnDef* c = t->Find(name);
-      if (!c || f.value.is_null()) continue;
-      bool whole = c->merge == MergePolicy::kLww || c->merge == MergePolicy::kState || c->merge == MergePolicy::kMv ||
-                   c->merge == MergePolicy::kOrSet;
-      Status v = whole ? Schema::CheckValue(*t, *c, f.value)
-                       : (f.value.is_number() ? Status::OK() : Status::Protocol("counter value is not a number"));
-      if (!v.ok()) return Status::Protocol("snapshot " + r.table + "/" + r.row + ": " + v.message());
-    }
+    if (!t) continue;  // a table this (older) schema does not know: InstallState skips it
+    std::erase_if(r.fields, [&](const std::pair<std::string, FieldState>& field) {
+      const ColumnDef* c = t->Find(field.first);
+      if (!c || field.second.value.is_null()) return false;
+      if (c->merge == MergePolicy::kCounter) return !field.second.value.is_number();
+      return !Schema::CheckValue(*t, *c, field.second.value).ok();
+    });
   }
   store::Transaction tx(&store_.db());
   Status st = tx.status();
   if (!st.ok()) return st;
+  std::vector<Change> pending;  // the outbox, re-applied by the last page
   if (wipe) {
     st = store_.Dump([&](const json& row) { stale->insert({row["table"].get<std::string>(), row["id"].get<std::string>()}); });
     if (!st.ok() || !(st = store_.ClearState()).ok()) return st;
   }
-  if (!(st = store_.InstallState(rows)).ok()) return st;
+  if (!(st = store_.InstallState(fitting)).ok()) return st;
   Hlc newest = 0;
   for (const RowState& r : rows) {
     newest = std::max(newest, r.tomb_stamp.hlc);
@@ -507,7 +509,6 @@ Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe
   } else {
     // What the device wrote and the server has not acknowledged goes back on
     // top of the server's state: nothing typed offline is lost to a re-bootstrap.
-    std::vector<Change> pending;
     std::vector<int64_t> seqs;
     st = store_.OutboxPeek(SIZE_MAX >> 1, &pending, &seqs);
     for (size_t i = 0; st.ok() && i < pending.size(); ++i) {
@@ -526,6 +527,9 @@ Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe
   }
   if (last) {
     status_.cursor = cursor;
+    // Rows re-made from the outbox are still here, with the device's edits.
+    for (const Change& c : pending)
+      if (stale->erase({c.table, c.row})) events->push_back({c.table, c.row, c.op == Op::kDelete, false});
     // Rows the device held that the server's state no longer has for it.
     for (const auto& [t, id] : *stale) events->push_back({t, id, true, true});
     stale->clear();
@@ -1045,12 +1049,19 @@ Status Replica::StartBackgroundSync(const SyncOptions& opts) {
   if (!st.ok()) return st;
   // bg_ is only touched under bg_thread_mu_: the new thread may call
   // StopBackgroundSync (from an observer) before the assignment completes.
-  std::lock_guard<std::mutex> lk(bg_thread_mu_);
-  if (bg_running_) return Status(Code::kBusy, "background sync is already running");
   // A loop stopped from its own observer callback could not join itself; it
-  // is on its way out (bg_running_ is false), so join it before the flag
-  // goes up again, or it would see the flag and carry on.
-  if (bg_.joinable()) bg_.join();
+  // is on its way out (bg_running_ is false) and may still be waiting for
+  // bg_thread_mu_ in StopBackgroundSync, so it is joined outside the lock,
+  // and before the flag goes up again (or it would see it and carry on).
+  std::thread old;
+  {
+    std::lock_guard<std::mutex> lk(bg_thread_mu_);
+    if (bg_running_) return Status(Code::kBusy, "background sync is already running");
+    old = std::move(bg_);
+  }
+  if (old.joinable()) old.join();
+  std::lock_guard<std::mutex> lk(bg_thread_mu_);
+  if (bg_running_ || bg_.joinable()) return Status(Code::kBusy, "background sync is already running");
   bg_running_ = true;
   bg_ = std::thread([this, opts] { BackgroundLoop(opts); });
   return Status::OK();

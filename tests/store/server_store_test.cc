@@ -594,5 +594,21 @@ TEST_F(ServerStoreTest, HorizonIsTheSlowestDeviceSeenWithinTheRetention) {
   EXPECT_EQ(h, 2);
 }
 
+TEST_F(ServerStoreTest, AServerWithHistoryFromBeforeRegistrationWaitsOneRetentionBeforeCompacting) {
+  std::vector<PushResult> results;
+  std::vector<Change> applied;
+  ASSERT_TRUE(Push({Set("contacts", "c1", "name", "n", {H(1), kDevA}), Set("contacts", "c2", "name", "n", {H(2), kDevA})},
+                   &results, &applied).ok());
+  // As if the file came from a build that did not register devices.
+  ASSERT_TRUE(ss_.store().db().Exec("DELETE FROM fs_meta WHERE key='devices_since'").ok());
+  Reopen();
+  uint64_t now = SystemMillis();
+  int64_t h = -1;
+  ASSERT_TRUE(ss_.Horizon(now, kMinute, &h).ok());
+  EXPECT_EQ(h, 0);  // a device that has not reconnected since may be at 0
+  ASSERT_TRUE(ss_.Horizon(now + 2 * kMinute, kMinute, &h).ok());
+  EXPECT_EQ(h, 2);  // a retention later, unseen devices count as gone
+}
+
 }  // namespace
 }  // namespace fieldsync::store
