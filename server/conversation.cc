@@ -181,14 +181,6 @@ void Conversation::OnPull(const json& m) {
   if (m.contains("limit") && m["limit"].is_number_unsigned() && m["limit"].get<size_t>() > 0)
     limit = std::min(limit, m["limit"].get<size_t>());
   int64_t cursor = m["cursor"].get<int64_t>();
-  int64_t head = hub_.head();
-  // The log no longer holds everything after this cursor: only a snapshot
-  // can bring the device up to date.
-  if (cursor < hub_.compacted_through()) {
-    Send({{"type", msg::kChanges}, {"id", id}, {"changes", json::array()}, {"cursor", cursor}, {"more", false},
-          {"head", head}, {"resync", true}});
-    return;
-  }
   hub_.NoteDevice(node_, cursor, false);
   std::vector<Change> out;
   int64_t scanned = 0;
@@ -197,16 +189,10 @@ void Conversation::OnPull(const json& m) {
     SendError(st, false, id);
     return;
   }
-  // A compaction on another io thread between the check above and the read
-  // may have taken entries after this cursor: then the reply has a gap.
-  if (cursor < hub_.compacted_through()) {
-    Send({{"type", msg::kChanges}, {"id", id}, {"changes", json::array()}, {"cursor", cursor}, {"more", false},
-          {"head", hub_.head()}, {"resync", true}});
-    return;
-  }
+  if (ResyncIfCompacted(cursor, id, false)) return;
   json arr = json::array();
   for (const auto& c : out) arr.push_back(ChangeToJson(c));
-  head = hub_.head();
+  int64_t head = hub_.head();
   Send({{"type", msg::kChanges}, {"id", id}, {"changes", std::move(arr)}, {"cursor", scanned},
         {"more", scanned < head}, {"head", head}});
 }
@@ -261,12 +247,7 @@ void Conversation::OnSubscribe(const json& m) {
     return;
   }
   live_cursor_ = m["cursor"].get<int64_t>();
-  if (live_cursor_ < hub_.compacted_through()) {
-    Send({{"type", msg::kChanges}, {"live", true}, {"changes", json::array()}, {"cursor", live_cursor_},
-          {"more", false}, {"head", hub_.head()}, {"resync", true}});
-    return;
-  }
-  live_ = true;
+  live_ = true;  // Pump answers resync if the cursor is behind the compaction
   link_->SubscribeLive();
   Pump();
 }
@@ -274,10 +255,10 @@ void Conversation::OnSubscribe(const json& m) {
 void Conversation::Pump() {
   // One batch in flight at a time: a slow reader holds back only itself.
   if (!live_ || closing_ || link_->SendPending()) return;
+  // A listening device is alive; how far it has applied the feed only it
+  // can say (a frame written is not a frame applied), so no cursor here.
+  hub_.NoteDevice(node_, 0, false);
   for (;;) {
-    // A listening device is alive; how far it has applied the feed only it
-    // can say (a frame written is not a frame applied), so no cursor here.
-    hub_.NoteDevice(node_, 0, false);
     std::vector<Change> out;
     int64_t scanned = live_cursor_;
     Status st = hub_.ReadLog(live_cursor_, hub_.options().limits.max_changes_per_pull, node_, &out, &scanned);
@@ -285,12 +266,10 @@ void Conversation::Pump() {
       SendError(st, false);
       return;
     }
-    if (live_cursor_ < hub_.compacted_through()) {
-      // A slow live reader fell behind a compaction (it outlived the
-      // device retention): tell it once and stop; it will resync.
+    // Behind a compaction (a slow live reader that outlived the device
+    // retention, or a subscribe from an old cursor): tell it once and stop.
+    if (ResyncIfCompacted(live_cursor_, nullptr, true)) {
       live_ = false;
-      Send({{"type", msg::kChanges}, {"live", true}, {"changes", json::array()}, {"cursor", live_cursor_},
-            {"more", false}, {"head", hub_.head()}, {"resync", true}});
       return;
     }
     if (scanned == live_cursor_) return;  // nothing new
@@ -303,6 +282,18 @@ void Conversation::Pump() {
           {"more", scanned < head}, {"head", head}});
     return;
   }
+}
+
+bool Conversation::ResyncIfCompacted(int64_t cursor, const json& id, bool live) {
+  // Checked after the log was read: a compaction on another io thread
+  // between an earlier check and the read could have left a gap.
+  if (cursor >= hub_.compacted_through()) return false;
+  json m = {{"type", msg::kChanges}, {"changes", json::array()}, {"cursor", cursor}, {"more", false},
+            {"head", hub_.head()}, {"resync", true}};
+  if (live) m["live"] = true;
+  else m["id"] = id;
+  Send(m);
+  return true;
 }
 
 void Conversation::SendError(const Status& st, bool fatal, const json& in_reply_to) {

@@ -55,6 +55,10 @@ class Conversation {
   void OnPull(const json& m);
   void OnSubscribe(const json& m);
   void OnSnapshot(const json& m);
+  // The log no longer holds everything after `cursor`: answers a `changes`
+  // message with `resync: true` (the reply to pull `id`, or live) and
+  // returns true. Only a snapshot can bring the device up to date.
+  bool ResyncIfCompacted(int64_t cursor, const json& id, bool live);
   void Send(const json& m);
   void SendError(const Status& st, bool fatal, const json& in_reply_to = nullptr);
   void Close(const std::string& reason);

@@ -53,6 +53,24 @@ json ParseJsonText(const std::string& s) {
   return j.is_discarded() ? json() : j;
 }
 
+// The merge state of a field from four result columns (hlc, node, base,
+// crdt) starting at `first`; the value is read from the schema table.
+FieldState FieldFromColumns(const Statement& s, int first) {
+  FieldState f;
+  f.present = true;
+  f.stamp = {static_cast<Hlc>(s.Int(first)), static_cast<NodeId>(s.Int(first + 1))};
+  f.base = static_cast<Hlc>(s.Int(first + 2));
+  f.crdt = s.IsNull(first + 3) ? json() : ParseJsonText(s.Text(first + 3));
+  return f;
+}
+
+// A tombstone from three result columns (hlc, node, seen) starting at `first`.
+void TombstoneFromColumns(const Statement& s, int first, Stamp* stamp, VersionVector* seen) {
+  *stamp = {static_cast<Hlc>(s.Int(first)), static_cast<NodeId>(s.Int(first + 1))};
+  seen->clear();
+  VersionVectorFromJson(ParseJsonText(s.Text(first + 2)), seen);
+}
+
 }  // namespace
 
 void BindValue(Statement& s, int i, const ColumnDef& col, const json& v) {
@@ -149,12 +167,7 @@ Status Store::LoadField(const std::string& table, const std::string& row, const 
       "SELECT hlc, node, base, crdt FROM fs_fields WHERE tbl=? AND row_id=? AND col=?", &st);
   if (!st.ok()) return st;
   s.Bind(1, table).Bind(2, row).Bind(3, col.name);
-  if (s.Step()) {
-    out->present = true;
-    out->stamp = {static_cast<Hlc>(s.Int(0)), static_cast<NodeId>(s.Int(1))};
-    out->base = static_cast<Hlc>(s.Int(2));
-    out->crdt = s.IsNull(3) ? json() : ParseJsonText(s.Text(3));
-  }
+  if (s.Step()) *out = FieldFromColumns(s, 0);
   st = s.status();
   s.Reset();
   if (!st.ok() || !out->present) return st;
@@ -225,11 +238,7 @@ Status Store::LoadTombstone(const std::string& table, const std::string& row, bo
   if (!st.ok()) return st;
   s.Bind(1, table).Bind(2, row);
   *found = s.Step();
-  if (*found) {
-    *stamp = {static_cast<Hlc>(s.Int(0)), static_cast<NodeId>(s.Int(1))};
-    seen->clear();
-    VersionVectorFromJson(ParseJsonText(s.Text(2)), seen);
-  }
+  if (*found) TombstoneFromColumns(s, 0, stamp, seen);
   st = s.status();
   s.Reset();
   return st;
@@ -781,12 +790,7 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
         live.back().table = t;
         live.back().row = r;
       }
-      FieldState f;
-      f.present = true;
-      f.stamp = {static_cast<Hlc>(s.Int(3)), static_cast<NodeId>(s.Int(4))};
-      f.base = static_cast<Hlc>(s.Int(5));
-      f.crdt = s.IsNull(6) ? json() : ParseJsonText(s.Text(6));
-      live.back().fields.emplace_back(s.Text(2), std::move(f));
+      live.back().fields.emplace_back(s.Text(2), FieldFromColumns(s, 3));
     }
     st = s.status();
     s.Reset();
@@ -805,8 +809,7 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
       d.table = s.Text(0);
       d.row = s.Text(1);
       d.deleted = true;
-      d.tomb_stamp = {static_cast<Hlc>(s.Int(2)), static_cast<NodeId>(s.Int(3))};
-      VersionVectorFromJson(ParseJsonText(s.Text(4)), &d.tomb_seen);
+      TombstoneFromColumns(s, 2, &d.tomb_stamp, &d.tomb_seen);
       dead.push_back(std::move(d));
     }
     st = s.status();

@@ -713,13 +713,8 @@ class Replica::Session {
     }
     int resyncs = 0;
     for (;;) {
-      int64_t cursor = 0;
-      {
-        std::lock_guard<std::mutex> lock(r_->mu_);
-        cursor = r_->status_.cursor;
-      }
       int64_t id = ++request_id_;
-      Status st = Send({{"type", msg::kPull}, {"id", id}, {"cursor", cursor}});
+      Status st = Send({{"type", msg::kPull}, {"id", id}, {"cursor", CurrentCursor()}});
       if (!st.ok()) return st;
       json reply;
       if (!(st = Await(msg::kChanges, id, &reply)).ok()) return st;
@@ -809,14 +804,7 @@ class Replica::Session {
     }
   }
 
-  Status Subscribe() {
-    int64_t cursor = 0;
-    {
-      std::lock_guard<std::mutex> lock(r_->mu_);
-      cursor = r_->status_.cursor;
-    }
-    return Send({{"type", msg::kSubscribe}, {"cursor", cursor}});
-  }
+  Status Subscribe() { return Send({{"type", msg::kSubscribe}, {"cursor", CurrentCursor()}}); }
 
   // Waits up to timeout_ms for live traffic and applies it.
   Status Poll(int timeout_ms) {
