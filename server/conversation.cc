@@ -1,5 +1,7 @@
 #include "server/conversation.h"
 
+#include <algorithm>
+
 namespace fieldsync::server {
 
 std::string Conversation::Tag() const {
@@ -46,6 +48,7 @@ void Conversation::Dispatch(const json& m) {
   else if (type == msg::kPull) OnPull(m);
   else if (type == msg::kSubscribe) OnSubscribe(m);
   else if (type == msg::kSnapshot) OnSnapshot(m);
+  else if (type == msg::kScopeAck) OnScopeAck(m);
   else SendError(Status::Protocol("unknown message type '" + type + "'"), false, m.value("id", json()));
 }
 
@@ -93,11 +96,14 @@ void Conversation::OnHello(const json& m) {
         {"schema_match", fp == hub_.schema().fingerprint()},
         {"head", hub_.head()},
         {"compacted_through", hub_.compacted_through()},
+        {"user", actor_ ? json(actor_->user.id) : json()},
+        {"role", actor_ ? json(store::RoleName(actor_->user.role)) : json()},
         {"limits", {{"max_frame_bytes", lim.max_frame_bytes},
                     {"max_decompressed_bytes", lim.max_decompressed_bytes},
                     {"max_changes_per_push", lim.max_changes_per_push},
                     {"max_changes_per_pull", lim.max_changes_per_pull},
-                    {"max_json_depth", lim.max_json_depth}}}});
+                    {"max_json_depth", lim.max_json_depth},
+                    {"max_scope_keys", lim.max_scope_keys}}}});
   hub_.Log(Tag() + ": hello from " + client.substr(0, 64) + ", encoding " + EncodingName(encoding_));
 }
 
@@ -138,7 +144,7 @@ void Conversation::OnPush(const json& m) {
     else { own.push_back(changes[i]); own_index.push_back(i); }
   }
   std::vector<store::PushResult> own_results;
-  Status st = hub_.Push(own, &own_results, &applied);
+  Status st = hub_.Push(own, &own_results, &applied, actor_ ? &*actor_ : nullptr);
   if (!st.ok()) {
     hub_.Log(Tag() + ": push failed, nothing applied: " + st.ToString());
     SendError(st, false, batch);
@@ -184,7 +190,11 @@ void Conversation::OnPull(const json& m) {
   hub_.NoteDevice(node_, cursor, false);
   std::vector<Change> out;
   int64_t scanned = 0;
-  Status st = hub_.ReadLog(cursor, limit, node_, &out, &scanned);
+  store::Scope scope;
+  Status st = CurrentScope(&scope);
+  if (st.ok()) st = hub_.ReadLog(cursor, limit, node_, &out, &scanned, &scope);
+  json diff;
+  if (st.ok()) st = ScopeDiff(scope, &diff);
   if (!st.ok()) {
     SendError(st, false, id);
     return;
@@ -193,8 +203,68 @@ void Conversation::OnPull(const json& m) {
   json arr = json::array();
   for (const auto& c : out) arr.push_back(ChangeToJson(c));
   int64_t head = hub_.head();
-  Send({{"type", msg::kChanges}, {"id", id}, {"changes", std::move(arr)}, {"cursor", scanned},
-        {"more", scanned < head}, {"head", head}});
+  json reply = {{"type", msg::kChanges}, {"id", id}, {"changes", std::move(arr)}, {"cursor", scanned},
+                {"more", scanned < head}, {"head", head}};
+  if (!diff.is_null()) reply["scope"] = std::move(diff);
+  Send(reply);
+}
+
+Status Conversation::CurrentScope(store::Scope* scope) {
+  if (!actor_) {
+    *scope = store::Scope{};
+    scope->all = true;
+    return Status::OK();
+  }
+  return hub_.ComputeScope(*actor_, scope);
+}
+
+Status Conversation::ScopeDiff(const store::Scope& now, json* diff) {
+  *diff = json();
+  if (!actor_ || now.all) return Status::OK();
+  std::vector<std::string> held;
+  Status st = hub_.DeviceKeys(node_, &held);
+  if (!st.ok()) return st;
+  std::vector<std::string> add, remove;
+  std::set_difference(now.keys.begin(), now.keys.end(), held.begin(), held.end(), std::back_inserter(add));
+  std::set_difference(held.begin(), held.end(), now.keys.begin(), now.keys.end(), std::back_inserter(remove));
+  if (add.empty() && remove.empty()) return Status::OK();
+  // Bounded per reply; the device acknowledges and asks again for the rest.
+  const size_t cap = hub_.options().limits.max_scope_keys;
+  if (add.size() > cap) add.resize(cap);
+  if (remove.size() > cap) remove.resize(cap);
+  *diff = {{"add", add}, {"remove", remove}};
+  return Status::OK();
+}
+
+void Conversation::OnScopeAck(const json& m) {
+  json id = m.value("id", json());
+  std::vector<std::string> lists[2];
+  const char* names[2] = {"add", "remove"};
+  for (int k = 0; k < 2; ++k) {
+    if (!m.contains(names[k])) continue;
+    const json& a = m[names[k]];
+    if (!a.is_array() || a.size() > hub_.options().limits.max_scope_keys) {
+      SendError(Status::Protocol(std::string("scope_ack '") + names[k] + "' must be an array of at most max_scope_keys keys"),
+                false, id);
+      return;
+    }
+    for (const auto& v : a) {
+      if (!v.is_string() || v.get_ref<const std::string&>().size() > 256) {
+        SendError(Status::Protocol("scope keys are strings of at most 256 bytes"), false, id);
+        return;
+      }
+      lists[k].push_back(v.get<std::string>());
+    }
+  }
+  if (!actor_) {
+    Send({{"type", msg::kScopeAck}, {"id", id}});
+    return;
+  }
+  if (Status st = hub_.UpdateDeviceKeys(node_, lists[0], lists[1], false); !st.ok()) {
+    SendError(st, false, id);
+    return;
+  }
+  Send({{"type", msg::kScopeAck}, {"id", id}});
 }
 
 void Conversation::OnSnapshot(const json& m) {
@@ -220,6 +290,41 @@ void Conversation::OnSnapshot(const json& m) {
     after_table = a[0].get<std::string>();
     after_row = a[1].get<std::string>();
   }
+  // `keys`: only the rows of these scope keys (a scope that grew, the
+  // pull's `scope.add`); without it, the device's whole scope.
+  bool partial = m.contains("keys");
+  std::vector<std::string> keys;
+  if (partial) {
+    const json& k = m["keys"];
+    if (!k.is_array() || k.size() > hub_.options().limits.max_scope_keys) {
+      SendError(Status::Protocol("snapshot 'keys' must be an array of at most max_scope_keys keys"), false, id);
+      return;
+    }
+    for (const auto& v : k) {
+      if (!v.is_string()) {
+        SendError(Status::Protocol("snapshot 'keys' must hold strings"), false, id);
+        return;
+      }
+      keys.push_back(v.get<std::string>());
+    }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  }
+  // `rows`: only these rows (what a refused push must be reverted to).
+  std::string rows_json;
+  if (m.contains("rows")) {
+    const json& r = m["rows"];
+    bool ok = r.is_array() && r.size() <= hub_.options().limits.max_scope_keys;
+    for (size_t i = 0; ok && i < r.size(); ++i)
+      ok = r[i].is_array() && r[i].size() == 2 && r[i][0].is_string() && r[i][1].is_string();
+    if (!ok) {
+      SendError(Status::Protocol("snapshot 'rows' must be an array of at most max_scope_keys [table, row id]"), false, id);
+      return;
+    }
+    rows_json = r.dump();
+    partial = true;
+    if (!m.contains("keys")) keys.clear();
+  }
   if (cursor < hub_.compacted_through() || cursor > hub_.head()) {
     // Compacted past while the device was away mid-snapshot (or a cursor
     // from another server): start again.
@@ -227,9 +332,29 @@ void Conversation::OnSnapshot(const json& m) {
     return;
   }
   hub_.NoteDevice(node_, cursor, false);
+  store::Scope scope;
+  Status st = CurrentScope(&scope);
+  if (!st.ok()) {
+    SendError(st, false, id);
+    return;
+  }
+  if (partial && m.contains("keys")) {
+    // Never more than the device may read, whatever keys it asks for.
+    store::Scope asked;
+    for (const auto& k : keys)
+      if (scope.Contains(k)) asked.keys.push_back(k);
+    scope = std::move(asked);
+  } else if (actor_ && !scope.all && after_table.empty() && after_row.empty()) {
+    // A whole-scope snapshot begins: from here the device holds this scope
+    // (what changes meanwhile shows in the next pull's scope diff).
+    if (!(st = hub_.UpdateDeviceKeys(node_, scope.keys, {}, true)).ok()) {
+      SendError(st, false, id);
+      return;
+    }
+  }
   std::vector<RowState> rows;
   bool more = false;
-  Status st = hub_.ReadState(after_table, after_row, hub_.options().snapshot_rows_per_page, &rows, &more);
+  st = hub_.ReadState(after_table, after_row, hub_.options().snapshot_rows_per_page, &rows, &more, &scope, rows_json);
   if (!st.ok()) {
     SendError(st, false, id);
     return;
@@ -261,9 +386,21 @@ void Conversation::Pump() {
   for (;;) {
     std::vector<Change> out;
     int64_t scanned = live_cursor_;
-    Status st = hub_.ReadLog(live_cursor_, hub_.options().limits.max_changes_per_pull, node_, &out, &scanned);
+    store::Scope scope;
+    Status st = CurrentScope(&scope);
+    if (st.ok()) st = hub_.ReadLog(live_cursor_, hub_.options().limits.max_changes_per_pull, node_, &out, &scanned, &scope);
+    json diff;
+    if (st.ok()) st = ScopeDiff(scope, &diff);
     if (!st.ok()) {
       SendError(st, false);
+      return;
+    }
+    if (!diff.is_null()) {
+      // The device's scope moved (an assignment): it must push, drop and
+      // load before it goes on; it leaves live mode and syncs.
+      Send({{"type", msg::kChanges}, {"live", true}, {"changes", json::array()}, {"cursor", live_cursor_},
+            {"more", true}, {"head", hub_.head()}, {"scope", std::move(diff)}});
+      live_ = false;
       return;
     }
     // Behind a compaction (a slow live reader that outlived the device

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "server/hub.h"
@@ -42,6 +43,9 @@ class Conversation {
   void OnFrame(const std::string& frame, bool text);
   // Sends the next batch of live changes, if subscribed and the link is idle.
   void Pump();
+  // The authenticated user and device (from the handshake's token); none
+  // on a server without authentication. Set before the first frame.
+  void SetActor(store::Actor actor) { actor_ = std::move(actor); }
   // The connection is going away: send nothing more.
   void Stop() { closing_ = true; }
 
@@ -55,6 +59,12 @@ class Conversation {
   void OnPull(const json& m);
   void OnSubscribe(const json& m);
   void OnSnapshot(const json& m);
+  void OnScopeAck(const json& m);
+  // What this device may read now; `all` without authentication.
+  Status CurrentScope(store::Scope* scope);
+  // How the device's scope moved since it last confirmed one (scope_ack):
+  // keys to load and keys to drop, each at most max_scope_keys.
+  Status ScopeDiff(const store::Scope& now, json* diff);
   // The log no longer holds everything after `cursor`: answers a `changes`
   // message with `resync: true` (the reply to pull `id`, or live) and
   // returns true. Only a snapshot can bring the device up to date.
@@ -70,6 +80,7 @@ class Conversation {
   bool hello_done_ = false;
   bool closing_ = false;
   NodeId node_ = 0;
+  std::optional<store::Actor> actor_;
   Encoding encoding_ = Encoding::kJson;
   bool live_ = false;
   int64_t live_cursor_ = 0;

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "server/auth_token.h"
+
 namespace fieldsync::server {
 
 Hub::Hub(const ServerOptions& opts, const Schema& schema)
@@ -31,9 +33,81 @@ Status Hub::Open() {
 }
 
 Status Hub::ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
-                      std::vector<RowState>* out, bool* more) {
+                      std::vector<RowState>* out, bool* more, const store::Scope* scope,
+                      const std::string& rows_json) {
   std::lock_guard<std::mutex> lock(store_mu_);
-  return store_.store().ReadState(after_table, after_row, max_rows, out, more);
+  // An empty scope still filters: "[]" matches no row.
+  std::string keys = scope && !scope->all ? scope->KeysJson() : std::string();
+  return store_.store().ReadState(after_table, after_row, max_rows, out, more, keys, rows_json);
+}
+
+Status Hub::Authenticate(const std::string& token, store::Actor* actor) {
+  TokenClaims c;
+  Status st = VerifyToken(opts_.auth_key, token, NowMs() / 1000, &c);
+  if (!st.ok()) return st;
+  std::lock_guard<std::mutex> lock(store_mu_);
+  bool revoked = false;
+  if (!(st = store_.IsRevoked("device", c.device, &revoked)).ok()) return st;
+  if (revoked) return Status(Code::kUnauthenticated, "device '" + c.device + "' is revoked");
+  if (!(st = store_.IsRevoked("token", c.id, &revoked)).ok()) return st;
+  if (revoked) return Status(Code::kUnauthenticated, "token " + c.id + " is revoked");
+  bool found = false;
+  if (!(st = store_.GetUser(c.user, &actor->user, &found)).ok()) return st;
+  if (!found || !actor->user.active) return Status(Code::kUnauthenticated, "user '" + c.user + "' is unknown or deactivated");
+  actor->device = c.device;
+  return Status::OK();
+}
+
+Status Hub::IssueToken(const std::string& user, const std::string& device, uint64_t ttl_s, std::string* token) {
+  if (!auth_enabled()) return Status::InvalidArgument("this server has no signing key (auth_key)");
+  store::User u;
+  bool found = false;
+  Status st = GetUser(user, &u, &found);
+  if (!st.ok()) return st;
+  if (!found || !u.active) return Status::NotFound("no active user '" + user + "'");
+  if (device.empty() || device.size() > 128) return Status::InvalidArgument("a device id is 1 to 128 bytes");
+  TokenClaims c;
+  c.user = user;
+  c.device = device;
+  c.issued_s = NowMs() / 1000;
+  c.expires_s = c.issued_s + ttl_s;
+  return server::IssueToken(opts_.auth_key, c, token);
+}
+
+Status Hub::PutUser(const store::User& u) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.PutUser(u);
+}
+
+Status Hub::GetUser(const std::string& id, store::User* u, bool* found) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.GetUser(id, u, found);
+}
+
+Status Hub::ListUsers(std::vector<store::User>* out) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.ListUsers(out);
+}
+
+Status Hub::Revoke(const std::string& kind, const std::string& value) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.Revoke(kind, value, NowMs());
+}
+
+Status Hub::DeviceKeys(NodeId node, std::vector<std::string>* keys) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.DeviceKeys(node, keys);
+}
+
+Status Hub::UpdateDeviceKeys(NodeId node, const std::vector<std::string>& add, const std::vector<std::string>& remove,
+                             bool replace) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.UpdateDeviceKeys(node, add, remove, replace);
+}
+
+Status Hub::ComputeScope(const store::Actor& actor, store::Scope* out) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.ComputeScope(actor, out);
 }
 
 Status Hub::NoteDevice(NodeId node, int64_t cursor, bool first_contact) {
@@ -69,9 +143,9 @@ Status Hub::Compact(int64_t* horizon, int64_t* removed) {
 uint64_t Hub::NowMs() { return opts_.clock ? opts_.clock() : SystemMillis(); }
 
 Status Hub::Push(const std::vector<Change>& changes, std::vector<store::PushResult>* results,
-                 std::vector<Change>* applied) {
+                 std::vector<Change>* applied, const store::Actor* actor) {
   std::lock_guard<std::mutex> lock(store_mu_);
-  Status st = store_.ApplyBatch(changes, NowMs(), &clock_, results, applied);
+  Status st = store_.ApplyBatch(changes, NowMs(), &clock_, results, applied, store::Writer::kDevice, actor);
   if (st.ok() && !applied->empty()) head_ = applied->back().seq;
   return st;
 }
@@ -92,9 +166,10 @@ Status Hub::Dump(const std::function<void(const json&)>& emit) {
   return store_.store().Dump(emit);
 }
 
-Status Hub::ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to) {
+Status Hub::ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to,
+                    const store::Scope* scope) {
   std::lock_guard<std::mutex> lock(store_mu_);
-  return store_.ReadLog(after, limit, exclude, out, scanned_to);
+  return store_.ReadLog(after, limit, exclude, out, scanned_to, scope);
 }
 
 void Hub::Subscribe(const std::shared_ptr<Subscriber>& s) {

@@ -38,6 +38,13 @@ struct ServerOptions {
   uint64_t compact_interval_ms = 10 * 60 * 1000;
   uint64_t device_retention_ms = 30ull * 24 * 3600 * 1000;
   size_t snapshot_rows_per_page = 500;  // rows in one `snapshot` reply
+  // Authentication (docs/security.md). The HMAC-SHA256 key tokens are
+  // signed with; empty = development mode: no tokens, every device reads
+  // and writes every row (the server says so loudly when it starts).
+  std::string auth_key;
+  // TLS: with both set the server speaks wss:// only (PEM files).
+  std::string tls_cert_file;
+  std::string tls_key_file;
   bool handle_signals = false;  // stop cleanly on SIGINT/SIGTERM
   bool log = true;              // one line per event on stderr
 
@@ -65,20 +72,42 @@ class Hub {
   const Schema& schema() const { return schema_; }
   NodeId server_node() const { return node_; }
 
-  // Store access, serialized.
+  // ---- identities (docs/security.md) ------------------------------------
+  bool auth_enabled() const { return !opts_.auth_key.empty(); }
+  // Checks a bearer token (the WebSocket handshake's Authorization header,
+  // without "Bearer "): signature, expiry, an active user, neither device
+  // nor token revoked. kUnauthenticated with the reason otherwise.
+  Status Authenticate(const std::string& token, store::Actor* actor);
+  // Issues a token for an existing, active user's device.
+  Status IssueToken(const std::string& user, const std::string& device, uint64_t ttl_s, std::string* token);
+  Status PutUser(const store::User& u);
+  Status GetUser(const std::string& id, store::User* u, bool* found);
+  Status ListUsers(std::vector<store::User>* out);
+  Status Revoke(const std::string& kind, const std::string& value);
+  // What the actor may read and write now (assignments change it).
+  Status ComputeScope(const store::Actor& actor, store::Scope* out);
+  // The keys a device confirmed holding (ServerStore::DeviceKeys).
+  Status DeviceKeys(NodeId node, std::vector<std::string>* keys);
+  Status UpdateDeviceKeys(NodeId node, const std::vector<std::string>& add, const std::vector<std::string>& remove,
+                          bool replace);
+
+  // Store access, serialized. A null actor: development mode, no checks
+  // beyond the schema.
   Status Push(const std::vector<Change>& changes, std::vector<store::PushResult>* results,
-              std::vector<Change>* applied);
+              std::vector<Change>* applied, const store::Actor* actor = nullptr);
   // A central write by the server's own node (see ServerStore::WriteRows);
   // live subscribers are told.
   Status WriteRows(const std::vector<json>& rows, std::vector<Change>* applied);
   // The canonical dump of the server's rows (Store::Dump).
   Status Dump(const std::function<void(const json&)>& emit);
-  Status ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to);
+  Status ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to,
+                 const store::Scope* scope = nullptr);
   int64_t head() const { return head_.load(); }
 
   // A page of the server's current state (ServerStore / Store::ReadState).
   Status ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
-                   std::vector<RowState>* out, bool* more);
+                   std::vector<RowState>* out, bool* more, const store::Scope* scope = nullptr,
+                   const std::string& rows_json = {});
   // Log entries at or below this are compacted away: a cursor below it
   // cannot catch up from the log.
   int64_t compacted_through() const { return compacted_.load(); }

@@ -15,6 +15,20 @@ Server::~Server() { Stop(); }
 Status Server::Start() {
   Status st = hub_->Open();
   if (!st.ok()) return st;
+  if (!opts_.tls_cert_file.empty() || !opts_.tls_key_file.empty()) {
+    if (opts_.tls_cert_file.empty() || opts_.tls_key_file.empty())
+      return Status::InvalidArgument("TLS needs both a certificate and a key file");
+    tls_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
+    tls_->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                      net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    tls_->use_certificate_chain_file(opts_.tls_cert_file, ec);
+    if (ec) return Status::IoError("TLS certificate " + opts_.tls_cert_file + ": " + ec.message());
+    tls_->use_private_key_file(opts_.tls_key_file, net::ssl::context::pem, ec);
+    if (ec) return Status::IoError("TLS key " + opts_.tls_key_file + ": " + ec.message());
+  }
+  if (!hub_->auth_enabled())
+    hub_->Log("WARNING: no auth_key: development mode, every device reads and writes every row");
   boost::system::error_code ec;
   auto addr = net::ip::make_address(opts_.address, ec);
   if (ec) return Status::InvalidArgument("bad address " + opts_.address);
@@ -40,7 +54,7 @@ Status Server::Start() {
     ScheduleCompaction();
   }
   for (int i = 0; i < std::max(1, opts_.threads); ++i) threads_.emplace_back([this] { ioc_.run(); });
-  hub_->Log("listening on ws://" + opts_.address + ":" + std::to_string(port_) + ", data in " + opts_.data_dir);
+  hub_->Log(std::string("listening on ") + (tls_ ? "wss://" : "ws://") + opts_.address + ":" + std::to_string(port_) + ", data in " + opts_.data_dir);
   return Status::OK();
 }
 
@@ -55,10 +69,10 @@ void Server::Accept() {
       socket.close(ignore);
     } else {
       static std::atomic<uint64_t> next_id{1};
-      auto s = std::make_shared<Session>(std::move(socket), *hub_, next_id++);
+      auto s = MakeSession(std::move(socket), *hub_, next_id++, tls_.get());
       {
         std::lock_guard<std::mutex> lock(sessions_mu_);
-        std::erase_if(sessions_, [](const std::weak_ptr<Session>& w) { return w.expired(); });
+        std::erase_if(sessions_, [](const std::weak_ptr<SessionHandle>& w) { return w.expired(); });
         sessions_.push_back(s);
       }
       s->Run();

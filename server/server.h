@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -25,7 +26,7 @@
 
 namespace fieldsync::server {
 
-class Session;
+class SessionHandle;
 
 class Server {
  public:
@@ -55,10 +56,11 @@ class Server {
   boost::asio::io_context ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::unique_ptr<boost::asio::signal_set> signals_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;  // set: wss:// only
   std::unique_ptr<boost::asio::steady_timer> compact_timer_;  // on the acceptor's strand
   std::vector<std::thread> threads_;
   std::mutex sessions_mu_;
-  std::vector<std::weak_ptr<Session>> sessions_;
+  std::vector<std::weak_ptr<SessionHandle>> sessions_;
   uint16_t port_ = 0;
   std::atomic<bool> stopped_{false};
   std::mutex wait_mu_;

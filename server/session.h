@@ -1,34 +1,59 @@
-// One WebSocket connection: the Beast plumbing around a Conversation (the
-// protocol logic, conversation.h). Handshake, reads, a write queue, timers.
-// Every handler runs on the session's strand, so its members need no locks;
-// the Hub is the only shared state.
+// One connection: the Beast plumbing around a Conversation (the protocol
+// logic, conversation.h). TLS handshake (wss://), the HTTP upgrade request
+// and its token check, reads, a write queue, timers. Every handler runs on
+// the session's strand, so its members need no locks; the Hub is the only
+// shared state. One template for both streams, as in Beast's
+// advanced_server_flex example: plain TCP and TLS over TCP.
 #pragma once
 
 #include <deque>
 #include <memory>
 #include <string>
 
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "server/conversation.h"
 #include "server/server.h"
 
 namespace fieldsync::server {
 
-class Session : public std::enable_shared_from_this<Session>, public Subscriber, private Conversation::Link {
+// What the server keeps of a session: a way to close it.
+class SessionHandle {
  public:
-  Session(boost::asio::ip::tcp::socket&& socket, Hub& hub, uint64_t id);
-  ~Session() override;
+  virtual ~SessionHandle() = default;
+  virtual void Run() = 0;
+  // Closes the connection (any thread).
+  virtual void Shutdown() = 0;
+};
 
-  void Run();
+template <class Stream>
+class Session : public SessionHandle,
+                public std::enable_shared_from_this<Session<Stream>>,
+                public Subscriber,
+                private Conversation::Link {
+ public:
+  using PlainStream = boost::beast::tcp_stream;
+  using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+
+  // Plain: no TLS context. TLS: the server's context.
+  Session(boost::asio::ip::tcp::socket&& socket, Hub& hub, uint64_t id, boost::asio::ssl::context* tls);
+  ~Session() override;
+  void Run() override;
   // Asks the session to send live changes it has not sent yet (any thread).
   void Poke() override;
-  // Closes the connection (any thread).
-  void Shutdown();
+  void Shutdown() override;
 
  private:
+  void ReadRequest();
+  void OnRequest(boost::beast::error_code ec, std::size_t bytes);
+  // Answers the upgrade request with an HTTP error and closes.
+  void Refuse(boost::beast::http::status status, const Status& why);
   void OnAccept(boost::beast::error_code ec);
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
@@ -43,8 +68,10 @@ class Session : public std::enable_shared_from_this<Session>, public Subscriber,
   void SubscribeLive() override;
   Subscriber* subscriber() override { return this; }
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::websocket::stream<Stream> ws_;
   boost::beast::flat_buffer buffer_;
+  std::unique_ptr<boost::beast::http::request_parser<boost::beast::http::empty_body>> parser_;
+  std::unique_ptr<boost::beast::http::response<boost::beast::http::string_body>> refusal_;
   boost::asio::steady_timer hello_timer_;
   Hub& hub_;
   Conversation conv_;
@@ -54,5 +81,9 @@ class Session : public std::enable_shared_from_this<Session>, public Subscriber,
   uint16_t close_code_ = kClosePolicy;
   std::string close_reason_;  // sent once the queued frames are out
 };
+
+// Makes the session for an accepted socket: TLS when `tls` is set.
+std::shared_ptr<SessionHandle> MakeSession(boost::asio::ip::tcp::socket&& socket, Hub& hub, uint64_t id,
+                                           boost::asio::ssl::context* tls);
 
 }  // namespace fieldsync::server

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -768,7 +769,14 @@ Status Store::SetMetaInt(const std::string& key, int64_t value) { return SetMeta
 // ---- snapshots ------------------------------------------------------------------------
 
 Status Store::ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
-                        std::vector<RowState>* out, bool* more) {
+                        std::vector<RowState>* out, bool* more, const std::string& keys_json,
+                        const std::string& rows_json) {
+  const bool scoped = !keys_json.empty(), listed = !rows_json.empty();
+  std::string in_scope =
+      scoped ? " AND (tbl, row_id) IN (SELECT tbl, row_id FROM fs_rows WHERE key IN (SELECT value FROM json_each(?3)))"
+             : "";
+  if (listed)
+    in_scope += " AND (tbl, row_id) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?5))";
   out->clear();
   *more = false;
   if (max_rows == 0) max_rows = 1;
@@ -777,11 +785,13 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
   std::vector<RowState> live;
   {
     Statement& s = db_.Prepare(
-        "SELECT tbl, row_id, col, hlc, node, base, crdt FROM fs_fields WHERE (tbl, row_id) > (?, ?) "
-        "ORDER BY tbl, row_id, col",
+        "SELECT tbl, row_id, col, hlc, node, base, crdt FROM fs_fields WHERE (tbl, row_id) > (?1, ?2)" + in_scope +
+            " ORDER BY tbl, row_id, col",
         &st);
     if (!st.ok()) return st;
     s.Bind(1, after_table).Bind(2, after_row);
+    if (scoped) s.Bind(3, keys_json);
+    if (listed) s.Bind(5, rows_json);
     while (s.Step()) {
       std::string t = s.Text(0), r = s.Text(1);
       if (live.empty() || live.back().table != t || live.back().row != r) {
@@ -799,11 +809,13 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
   std::vector<RowState> dead;
   {
     Statement& s = db_.Prepare(
-        "SELECT tbl, row_id, hlc, node, seen FROM fs_tombstones WHERE (tbl, row_id) > (?, ?) "
-        "ORDER BY tbl, row_id LIMIT ?",
+        "SELECT tbl, row_id, hlc, node, seen FROM fs_tombstones WHERE (tbl, row_id) > (?1, ?2)" + in_scope +
+            " ORDER BY tbl, row_id LIMIT ?4",
         &st);
     if (!st.ok()) return st;
-    s.Bind(1, after_table).Bind(2, after_row).Bind(3, static_cast<int64_t>(max_rows + 1));
+    s.Bind(1, after_table).Bind(2, after_row).Bind(4, static_cast<int64_t>(max_rows + 1));
+    if (scoped) s.Bind(3, keys_json);
+    if (listed) s.Bind(5, rows_json);
     while (s.Step()) {
       RowState d;
       d.table = s.Text(0);
@@ -909,6 +921,72 @@ Status Store::ClearState() {
     if (!(st = db_.Exec("DELETE FROM " + Quote(t.name))).ok()) return st;
   if (!(st = db_.Exec("DELETE FROM fs_fields")).ok()) return st;
   return db_.Exec("DELETE FROM fs_tombstones");
+}
+
+Status Store::RowsOfKeys(const std::vector<std::string>& keys,
+                         std::vector<std::pair<std::string, std::string>>* rows) {
+  rows->clear();
+  Status st;
+  std::map<std::string, std::set<std::string>> found;  // table -> ids
+  auto select = [&](const std::string& sql, const std::string& arg, const std::string& table) -> Status {
+    Statement& s = db_.Prepare(sql, &st);
+    if (!st.ok()) return st;
+    s.Bind(1, arg);
+    while (s.Step()) found[table].insert(s.Text(0));
+    st = s.status();
+    s.Reset();
+    return st;
+  };
+  for (const std::string& key : keys) {
+    size_t slash = key.find('/');
+    if (slash == std::string::npos) continue;  // "*" never leaves a scope
+    std::string head = key.substr(0, slash), rest = key.substr(slash + 1);
+    for (const auto& t : schema_.tables()) {
+      if (t.scope == ScopeRule::kAssignee && t.name == head) {
+        if (!(st = select("SELECT id FROM " + Quote(t.name) + " WHERE id=?", rest, t.name)).ok()) return st;
+      } else if (t.scope == ScopeRule::kRegion && head == "region") {
+        if (!(st = select("SELECT id FROM " + Quote(t.name) + " WHERE " + Quote(t.scope_column) + "=?", rest, t.name)).ok())
+          return st;
+      }
+    }
+  }
+  // Down the parent chains, one level per pass, until nothing new turns up.
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& t : schema_.tables()) {
+      if (t.scope != ScopeRule::kParent) continue;
+      auto parents = found.find(t.parent_table);
+      if (parents == found.end() || parents->second.empty()) continue;
+      size_t before = found[t.name].size();
+      json ids(std::vector<std::string>(parents->second.begin(), parents->second.end()));
+      if (!(st = select("SELECT id FROM " + Quote(t.name) + " WHERE " + Quote(t.parent_column) +
+                            " IN (SELECT value FROM json_each(?))",
+                        ids.dump(), t.name))
+               .ok())
+        return st;
+      grew |= found[t.name].size() != before;
+    }
+  }
+  for (const auto& [table, ids] : found)
+    for (const auto& id : ids) rows->emplace_back(table, id);
+  return Status::OK();
+}
+
+Status Store::EvictRows(const std::vector<std::pair<std::string, std::string>>& rows) {
+  Status st;
+  for (const auto& [table, id] : rows) {
+    const TableDef* t = schema_.Find(table);
+    if (!t) continue;
+    Statement& del = db_.Prepare("DELETE FROM " + Quote(t->name) + " WHERE id=?", &st);
+    if (!st.ok()) return st;
+    del.Bind(1, id);
+    if (!(st = del.Run()).ok()) return st;
+    Statement& meta = db_.Prepare("DELETE FROM fs_fields WHERE tbl=? AND row_id=?", &st);
+    if (!st.ok()) return st;
+    meta.Bind(1, table).Bind(2, id);
+    if (!(st = meta.Run()).ok()) return st;
+  }
+  return Status::OK();
 }
 
 }  // namespace fieldsync::store

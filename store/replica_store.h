@@ -98,8 +98,13 @@ class Store {
   // consistent with itself; pages read at different times are not, which is
   // harmless because merge is idempotent and the log after the snapshot's
   // cursor is merged on top.
+  //
+  // `keys_json` (a JSON array of scope keys; servers only) keeps the rows
+  // whose key in the server's fs_rows table is one of them; `rows_json`
+  // (a JSON array of [table, id]) keeps only those rows.
   Status ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
-                   std::vector<RowState>* out, bool* more);
+                   std::vector<RowState>* out, bool* more, const std::string& keys_json = {},
+                   const std::string& rows_json = {});
   // Writes rows exactly as given, replacing whatever the store held for
   // them: fields, materialized values, tombstone. Rows of unknown tables
   // and fields of unknown columns are skipped (an older schema). Call
@@ -109,6 +114,15 @@ class Store {
   // fs_fields, fs_tombstones); keeps the outbox, conflicts, rejections and
   // meta. The first step of a re-bootstrap. Call inside a transaction.
   Status ClearState();
+  // The rows of these scope keys (sync/schema.h, ScopeRule), found through
+  // the schema's rules on this replica's own rows: an assignee-scoped row
+  // "<table>/<id>", region-scoped rows "region/<r>", and every row whose
+  // parent chain leads to one of them. Live rows only.
+  Status RowsOfKeys(const std::vector<std::string>& keys, std::vector<std::pair<std::string, std::string>>* rows);
+  // Removes rows and their field metadata (not their tombstones) without a
+  // trace in the outbox: the server holds them, they left this device's
+  // scope. Call inside a transaction.
+  Status EvictRows(const std::vector<std::pair<std::string, std::string>>& rows);
   // True when some row or tombstone has ever been written here.
   Status HasState(bool* any);
 

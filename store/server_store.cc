@@ -1,6 +1,8 @@
 #include "store/server_store.h"
 
 #include <algorithm>
+#include <iterator>
+#include <set>
 #include <random>
 
 #include "sync/protocol.h"
@@ -12,10 +14,11 @@ Status ServerStore::Open(const std::string& path, const Schema& schema, NodeId n
   if (!st.ok()) return st;
   st = store_.db().Exec(
       "CREATE TABLE IF NOT EXISTS fs_log(seq INTEGER PRIMARY KEY, node INTEGER NOT NULL, "
-      "hlc INTEGER NOT NULL, change TEXT NOT NULL, UNIQUE(node, hlc));"
+      "hlc INTEGER NOT NULL, change TEXT NOT NULL, scope TEXT NOT NULL DEFAULT '?', user TEXT, device TEXT, "
+      "UNIQUE(node, hlc));"
       "CREATE TABLE IF NOT EXISTS fs_devices(node INTEGER PRIMARY KEY, cursor INTEGER NOT NULL, "
       "seen_ms INTEGER NOT NULL, compacted_hlc INTEGER NOT NULL DEFAULT 0)");
-  if (!st.ok()) {
+  if (!st.ok() || !(st = OpenIdentity()).ok()) {
     store_.Close();
     return st;
   }
@@ -45,13 +48,34 @@ Status ServerStore::Open(const std::string& path, const Schema& schema, NodeId n
 
 Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_ms, HybridClock* clock,
                                std::vector<PushResult>* results, std::vector<Change>* applied,
-                               Writer writer) {
+                               Writer writer, const Actor* actor) {
   results->assign(changes.size(), PushResult{});
   applied->clear();
   Database& db = store_.db();
   Transaction tx(&db);
   if (!tx.status().ok()) return tx.status();
+  Status st;
+  Scope scope;
+  scope.all = true;
+  if (actor && !(st = ComputeScope(*actor, &scope)).ok()) return st;
+  if (actor && !scope.all && !changes.empty()) {
+    // A device may still write what it holds: an account that left its
+    // scope stays writable until the device confirms it dropped it, so the
+    // work typed offline before a reassignment is never refused (the push
+    // comes before the eviction, docs/security.md).
+    std::vector<std::string> held;
+    if (!(st = DeviceKeys(changes[0].stamp.node, &held)).ok()) return st;
+    std::vector<std::string> both;
+    std::set_union(scope.keys.begin(), scope.keys.end(), held.begin(), held.end(), std::back_inserter(both));
+    scope.keys = std::move(both);
+  }
+  KeyHints hints;
+  CollectKeyHints(store_.schema(), changes, &hints);
   std::map<NodeId, Hlc> compacted;  // per pushing node, read once per batch
+  auto fail = [&](const Status& e) {
+    applied->clear();  // the transaction rolls back: nothing was applied
+    return e;
+  };
   for (size_t i = 0; i < changes.size(); ++i) {
     Change c = changes[i];
     PushResult& r = (*results)[i];
@@ -62,18 +86,29 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
     // duplicate rather than refused again; protocol.md section 8.8.)
     auto known = compacted.find(c.stamp.node);
     if (known == compacted.end()) {
-      Status st;
       Hlc h = 0;
       Statement& q = db.Prepare("SELECT compacted_hlc FROM fs_devices WHERE node=?", &st);
-      if (!st.ok()) return st;
+      if (!st.ok()) return fail(st);
       q.Bind(1, c.stamp.node);
       if (q.Step()) h = static_cast<Hlc>(q.Int(0));
       st = q.status();
       q.Reset();
-      if (!st.ok()) return st;
+      if (!st.ok()) return fail(st);
       known = compacted.emplace(c.stamp.node, h).first;
     }
-    if (c.stamp.hlc <= known->second) {
+    // A retried change is a duplicate before anything else: it was checked
+    // when it first came, and the scope may have moved since.
+    bool seen = c.stamp.hlc <= known->second;
+    if (!seen) {
+      Statement& q = db.Prepare("SELECT 1 FROM fs_log WHERE node=? AND hlc=?", &st);
+      if (!st.ok()) return fail(st);
+      q.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc);
+      seen = q.Step();
+      st = q.status();
+      q.Reset();
+      if (!st.ok()) return fail(st);
+    }
+    if (seen) {
       r.result = ChangeResult::kDuplicate;
       continue;
     }
@@ -84,42 +119,52 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
       v = Status(Code::kClockSkew, "change stamped " + std::to_string(HlcPhysical(c.stamp.hlc)) +
                                        "ms, more than " + std::to_string(clock->max_drift_ms()) +
                                        "ms ahead of the server");
+    std::string key;
+    bool created = false;
+    if (v.ok()) {
+      v = DeriveRowKey(c, hints, &key, &created);
+      // Without authentication a row whose parent never came is still
+      // stored; it belongs to no one's scope ("?"), admins see it.
+      if (!v.ok() && !actor && v.code() == Code::kNotFound) {
+        key = "?";
+        v = Status::OK();
+      }
+    }
+    if (v.ok() && actor) v = Authorize(*actor, c, hints, key, created, &scope);
     if (!v.ok()) {
+      if (v.code() == Code::kIoError || v.code() == Code::kCorruption) return fail(v);
       r.result = ChangeResult::kRejected;
       r.code = v.code();
       r.message = v.message();
       continue;
     }
+    if (created && !(st = StoreRowKey(c.table, c.row, key)).ok()) return fail(st);
     c.server_ms = now_ms;
     c.seq = 0;
-    Status st;
-    Statement& ins = db.Prepare("INSERT OR IGNORE INTO fs_log(node, hlc, change) VALUES(?,?,?)", &st);
-    if (!st.ok()) {
-      applied->clear();
-      return st;
-    }
-    ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).Bind(3, ChangeToJson(c).dump());
-    if (!(st = ins.Run()).ok()) {
-      applied->clear();
-      return st;
-    }
-    if (db.Changes() == 0) {
-      r.result = ChangeResult::kDuplicate;
-      continue;
-    }
-    c.seq = db.LastInsertRowid();
+    if (!(st = AppendLog(c, key, actor, &c.seq)).ok()) return fail(st);
     r.seq = c.seq;
     ApplyOutcome outcome;
-    if (!(st = store_.ApplyChange(c, &outcome)).ok()) {
-      applied->clear();  // the transaction rolls back: nothing was applied
-      return st;
-    }
+    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return fail(st);
+    if (!(st = UpdateOwner(c)).ok()) return fail(st);
     clock->Observe(c.stamp.hlc);
     applied->push_back(std::move(c));
   }
-  Status st = tx.Commit();
+  st = tx.Commit();
   if (!st.ok()) applied->clear();
   return st;
+}
+
+Status ServerStore::AppendLog(const Change& c, const std::string& key, const Actor* actor, int64_t* seq) {
+  Status st;
+  Statement& ins = store_.db().Prepare(
+      "INSERT INTO fs_log(node, hlc, change, scope, user, device) VALUES(?,?,?,?,?,?)", &st);
+  if (!st.ok()) return st;
+  ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).Bind(3, ChangeToJson(c).dump()).Bind(4, key);
+  if (actor) ins.Bind(5, actor->user.id).Bind(6, actor->device);
+  else ins.BindNull(5).BindNull(6);
+  if (!(st = ins.Run()).ok()) return st;
+  *seq = store_.db().LastInsertRowid();
+  return Status::OK();
 }
 
 Status ServerStore::WriteRows(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
@@ -149,6 +194,10 @@ Status ServerStore::WriteRowsLocked(const std::vector<json>& rows, uint64_t now_
     const TableDef* t = store_.schema().Find(table);
     if (!t) return fail(Status::NotFound("unknown table '" + table + "'"));
     if (!ValidRowId(id)) return fail(Status::InvalidArgument("bad row id '" + id + "'"));
+    // The row's parent and scope columns decide its key, whatever their order.
+    KeyHints hints;
+    for (const auto& [k, v] : row.items())
+      if (v.is_string() && (k == t->parent_column || k == t->scope_column)) hints[{table, id}][k] = v.get<std::string>();
     bool deleted = false;
     Status st = store_.IsDeleted(table, id, &deleted);
     if (!st.ok()) return st;
@@ -163,13 +212,17 @@ Status ServerStore::WriteRowsLocked(const std::vector<json>& rows, uint64_t now_
       if (!(st = MakeLocalChanges(*t, *col, cur, id, v, clock, &changes)).ok()) return fail(st);
       for (Change& c : changes) {
         c.server_ms = now_ms;
-        Statement& ins = db.Prepare("INSERT INTO fs_log(node, hlc, change) VALUES(?,?,?)", &st);
-        if (!st.ok()) return st;
-        ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).Bind(3, ChangeToJson(c).dump());
-        if (!(st = ins.Run()).ok()) return st;
-        c.seq = db.LastInsertRowid();
+        std::string key;
+        bool created = false;
+        if (!(st = DeriveRowKey(c, hints, &key, &created)).ok()) {
+          if (st.code() != Code::kNotFound) return st;
+          key = "?";  // an orphan: only admins see it
+        }
+        if (created && !(st = StoreRowKey(c.table, c.row, key)).ok()) return st;
+        if (!(st = AppendLog(c, key, nullptr, &c.seq)).ok()) return st;
         ApplyOutcome outcome;
         if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+        if (!(st = UpdateOwner(c)).ok()) return st;
         applied->push_back(std::move(c));
       }
     }
@@ -178,14 +231,25 @@ Status ServerStore::WriteRowsLocked(const std::vector<json>& rows, uint64_t now_
 }
 
 Status ServerStore::ReadLog(int64_t after, size_t limit, NodeId exclude_node, std::vector<Change>* out,
-                            int64_t* scanned_to) {
+                            int64_t* scanned_to, const Scope* scope) {
   out->clear();
   *scanned_to = after;
   Status st;
-  Statement& s = store_.db().Prepare("SELECT seq, node, change FROM fs_log WHERE seq > ? ORDER BY seq LIMIT ?", &st);
+  bool scoped = scope && !scope->all;
+  int64_t head = 0;
+  if (scoped && !(st = Head(&head)).ok()) return st;
+  Statement& s = scoped ? store_.db().Prepare(
+                              "SELECT seq, node, change FROM fs_log WHERE seq > ? AND node != ? AND scope IN "
+                              "(SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
+                              &st)
+                        : store_.db().Prepare("SELECT seq, node, change FROM fs_log WHERE seq > ? ORDER BY seq LIMIT ?", &st);
   if (!st.ok()) return st;
-  // Scan a bounded window; skipped own changes still advance the cursor.
-  s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
+  if (scoped) {
+    s.Bind(1, after).Bind(2, exclude_node).Bind(3, scope->KeysJson()).Bind(4, static_cast<int64_t>(limit));
+  } else {
+    // Scan a bounded window; skipped own changes still advance the cursor.
+    s.Bind(1, after).Bind(2, static_cast<int64_t>(limit));
+  }
   while (s.Step()) {
     *scanned_to = s.Int(0);
     if (static_cast<NodeId>(s.Int(1)) == exclude_node) continue;
@@ -201,6 +265,8 @@ Status ServerStore::ReadLog(int64_t after, size_t limit, NodeId exclude_node, st
   }
   st = s.status();
   s.Reset();
+  // Fewer than `limit` in scope: none of the rest up to the head is ours.
+  if (st.ok() && scoped && out->size() < limit) *scanned_to = std::max(after, head);
   return st;
 }
 

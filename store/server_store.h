@@ -26,6 +26,36 @@ struct PushResult {
 // the server itself (imports, later supervisor actions) may.
 enum class Writer { kDevice, kServer };
 
+// ---- identities and scope (docs/security.md) ---------------------------------------------
+enum class Role { kRep, kSupervisor, kAdmin };
+const char* RoleName(Role r);
+bool ParseRole(const std::string& s, Role* r);
+
+// A user of the server. A team is a supervisor and the reps that share the
+// supervisor's `team`; `region` picks the region-scoped reference rows.
+struct User {
+  std::string id;  // a row id: also what an assignee column holds
+  Role role = Role::kRep;
+  std::string team;
+  std::string region;
+  std::string name;
+  bool active = true;
+};
+
+// Who a request acts for: the user, and the device id from their token.
+struct Actor {
+  User user;
+  std::string device;
+};
+
+// The scope keys a device may read and write (see ScopeRule in sync/schema.h).
+struct Scope {
+  bool all = false;               // admins, and servers without authentication
+  std::vector<std::string> keys;  // sorted, unique; unused when `all`
+  bool Contains(const std::string& key) const;
+  std::string KeysJson() const;   // a JSON array, for json_each() in SQL
+};
+
 class ServerStore {
  public:
   // Opens or creates the file. A new file gets `new_node` as its node id
@@ -41,9 +71,17 @@ class ServerStore {
   // change already in the log is kDuplicate and not applied again. On a
   // storage error nothing of the batch is applied. `now_ms` is the server
   // receive time stamped into each change; `clock` bounds device clocks.
+  //
+  // With an `actor` (an authenticated device) each change is also checked
+  // against the actor's scope and role, and refused one by one with
+  // kPermissionDenied (not theirs, a supervisor-only column), kNotFound
+  // (a parent the server does not hold: the lines of a refused order) or
+  // kInvalidArgument (a row's parent cannot change). Without one (the
+  // development mode, central writes) only the schema is checked. Either
+  // way every applied change gets its row's scope key in the log.
   Status ApplyBatch(const std::vector<Change>& changes, uint64_t now_ms, HybridClock* clock,
                     std::vector<PushResult>* results, std::vector<Change>* applied,
-                    Writer writer = Writer::kDevice);
+                    Writer writer = Writer::kDevice, const Actor* actor = nullptr);
 
   // A central write: sets fields of rows as the server's own node (stamped
   // by `clock`, whose node must be node()), through the same log and merge
@@ -56,8 +94,11 @@ class ServerStore {
   // Changes with seq > after, oldest first, at most `limit`, skipping those
   // made by `exclude_node` (a client does not need its own changes back).
   // `scanned_to` is the last seq looked at, skipped or not: the new cursor.
+  // With a `scope` (not `all`), only entries whose key is in it are read,
+  // at most `limit` of them; `scanned_to` is then the seq of the last one
+  // when `limit` were found, else the head: nothing in scope lies between.
   Status ReadLog(int64_t after, size_t limit, NodeId exclude_node, std::vector<Change>* out,
-                 int64_t* scanned_to);
+                 int64_t* scanned_to, const Scope* scope = nullptr);
   Status Head(int64_t* seq);
 
   // ---- compaction (docs/storage.md, "Compaction") ------------------------
@@ -80,13 +121,61 @@ class ServerStore {
   Status Compact(int64_t horizon, int64_t* removed);
   // Every log entry with seq <= this is gone (0: nothing ever compacted).
   Status CompactedThrough(int64_t* seq);
+  // ---- identities and scope ------------------------------------------------
+  // Adds or replaces a user. The id must be a valid row id.
+  Status PutUser(const User& u);
+  Status GetUser(const std::string& id, User* u, bool* found);
+  Status ListUsers(std::vector<User>* out);
+  // Revocation is by device (a lost tablet) or by token id; both are
+  // checked at every connection.
+  Status Revoke(const std::string& kind, const std::string& value, uint64_t now_ms);
+  Status IsRevoked(const std::string& kind, const std::string& value, bool* revoked);
+  // The actor's scope from the schema's rules and the current assignments:
+  // "*", the regions of the users it sees, and every assignee-scoped row
+  // assigned to them (a rep sees their own; a supervisor the team's).
+  Status ComputeScope(const Actor& actor, Scope* out);
+  // The keys a device holds, as it last confirmed them (scope_ack, or the
+  // start of a full snapshot). `replace` first forgets every key it had.
+  Status DeviceKeys(NodeId node, std::vector<std::string>* keys);
+  Status UpdateDeviceKeys(NodeId node, const std::vector<std::string>& add, const std::vector<std::string>& remove,
+                          bool replace);
+  // The audit trail of one row: every accepted change still in the log,
+  // oldest first, with who made it (user, device; empty for central writes
+  // and servers without authentication), its HLC and the receive time.
+  struct AuditEntry {
+    Change change;  // with seq and server_ms
+    std::string user, device;
+  };
+  Status History(const std::string& table, const std::string& row, size_t limit, std::vector<AuditEntry>* out);
+  // The scope key of a row, if the server holds it.
+  Status RowKey(const std::string& table, const std::string& row, std::string* key, bool* found);
+
   // The largest HLC in the log: a restarted server's clock resumes past it
   // even if the wall clock went back.
   Status MaxHlc(Hlc* hlc);
 
  private:
+  // Creates the identity and scope tables; gives a log from before scopes
+  // its keys (docs/storage.md, "Scope keys").
+  Status OpenIdentity();
   Status WriteRowsLocked(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
                          std::vector<Change>* applied);
+  // Values a batch sets for the columns that decide a row's key (parent and
+  // scope columns), so a row's key is known whatever order its fields came in.
+  using KeyHints = std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>>;
+  static void CollectKeyHints(const Schema& schema, const std::vector<Change>& changes, KeyHints* hints);
+  // The key of the row `c` touches: the stored one, or (`created`) the one
+  // its rule gives, for StoreRowKey once the change is accepted. kNotFound
+  // when a parent-scoped row's parent is unknown.
+  Status DeriveRowKey(const Change& c, const KeyHints& hints, std::string* key, bool* created);
+  Status StoreRowKey(const std::string& table, const std::string& row, const std::string& key);
+  // Checks `c` against the actor's scope and role (see ApplyBatch).
+  Status Authorize(const Actor& actor, const Change& c, const KeyHints& hints, const std::string& key,
+                   bool created, Scope* scope);
+  // Keeps fs_rows.owner equal to the row's assignee after `c` applied.
+  Status UpdateOwner(const Change& c);
+  // Appends an accepted change to the log; its seq is *seq.
+  Status AppendLog(const Change& c, const std::string& key, const Actor* actor, int64_t* seq);
 
   Store store_;
   NodeId node_ = 0;

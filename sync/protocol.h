@@ -37,6 +37,7 @@ struct Limits {
   size_t max_changes_per_push = 5000;         // changes in one push
   size_t max_changes_per_pull = 5000;         // changes in one `changes` reply
   size_t max_json_depth = 32;                 // nesting depth of a message
+  size_t max_scope_keys = 5000;               // keys in one scope diff, snapshot or scope_ack
 };
 
 // Payloads smaller than this are sent uncompressed: zstd's frame header
@@ -77,6 +78,7 @@ constexpr const char* kPull = "pull";
 constexpr const char* kChanges = "changes";
 constexpr const char* kSubscribe = "subscribe";
 constexpr const char* kSnapshot = "snapshot";
+constexpr const char* kScopeAck = "scope_ack";
 constexpr const char* kError = "error";
 }  // namespace msg
 

@@ -118,6 +118,10 @@ Status ParseColumn(const std::string& table, const json& j, ColumnDef* c) {
     }
   }
   c->references = j.value("references", "");
+  std::string write = j.value("write", "any");
+  if (write != "any" && write != "supervisor")
+    return Status::Schema(where("column '" + c->name + "': write must be any or supervisor"));
+  c->supervisor_only = write == "supervisor";
   c->max_length = j.value("max_length", static_cast<size_t>(0));
   if (c->max_length == 0 || c->max_length > kDefaultMaxTextBytes) c->max_length = kDefaultMaxTextBytes;
 
@@ -141,7 +145,44 @@ Status ParseColumn(const std::string& table, const json& j, ColumnDef* c) {
   return Status::OK();
 }
 
+Status ParseScope(const json& tj, TableDef* t) {
+  auto where = [&](const std::string& what) { return Status::Schema("table '" + t->name + "': " + what); };
+  t->scope = t->parent_table.empty() ? ScopeRule::kEveryone : ScopeRule::kParent;
+  if (!tj.contains("scope")) return Status::OK();
+  const json& sj = tj["scope"];
+  if (!sj.is_object() || !sj.contains("rule") || !sj["rule"].is_string())
+    return where("'scope' must be an object with a string 'rule'");
+  std::string rule = sj["rule"].get<std::string>();
+  if (rule == "everyone") t->scope = ScopeRule::kEveryone;
+  else if (rule == "region") t->scope = ScopeRule::kRegion;
+  else if (rule == "assignee") t->scope = ScopeRule::kAssignee;
+  else if (rule == "parent") t->scope = ScopeRule::kParent;
+  else return where("scope rule must be everyone, region, assignee or parent, not '" + rule + "'");
+  if (t->scope == ScopeRule::kParent && t->parent_table.empty())
+    return where("scope rule 'parent' needs a 'parent'");
+  if (t->scope == ScopeRule::kRegion || t->scope == ScopeRule::kAssignee) {
+    t->scope_column = sj.value("column", "");
+    const ColumnDef* c = t->Find(t->scope_column);
+    if (!c) return where("scope rule '" + rule + "' needs a 'column' of the table");
+    if (c->type != ColumnType::kText || c->merge != MergePolicy::kLww)
+      return where("scope column '" + c->name + "' must be a text column merged lww");
+  }
+  if (t->scope == ScopeRule::kAssignee && t->reference)
+    return where("a reference table cannot be scoped by assignee");
+  return Status::OK();
+}
+
 }  // namespace
+
+const char* ScopeRuleName(ScopeRule r) {
+  switch (r) {
+    case ScopeRule::kEveryone: return "everyone";
+    case ScopeRule::kRegion: return "region";
+    case ScopeRule::kAssignee: return "assignee";
+    case ScopeRule::kParent: return "parent";
+  }
+  return "?";
+}
 
 Status Schema::Parse(const json& doc, Schema* out) {
   if (!doc.is_object()) return Status::Schema("schema document is not a JSON object");
@@ -183,6 +224,7 @@ Status Schema::Parse(const json& doc, Schema* out) {
     }
     if (!t.parent_column.empty() && !t.Find(t.parent_column))
       return Status::Schema("table '" + t.name + "': parent column '" + t.parent_column + "' is not a column");
+    if (Status st = ParseScope(tj, &t); !st.ok()) return st;
     s.by_name_[t.name] = s.tables_.size();
     s.tables_.push_back(std::move(t));
   }
@@ -193,6 +235,16 @@ Status Schema::Parse(const json& doc, Schema* out) {
       if (!c.references.empty() && !s.Find(c.references))
         return Status::Schema("table '" + t.name + "': column '" + c.name +
                               "' references unknown table '" + c.references + "'");
+  }
+  // A parent-scoped row takes its key from a chain of parents that must end
+  // at a table with a rule of its own.
+  for (const auto& t : s.tables_) {
+    const TableDef* p = &t;
+    for (size_t hops = 0; p->scope == ScopeRule::kParent; ++hops) {
+      if (hops > s.tables_.size())
+        return Status::Schema("table '" + t.name + "': the parent chain of its scope is a cycle");
+      p = s.Find(p->parent_table);
+    }
   }
   s.doc_ = doc;
   s.fingerprint_ = Fingerprint(doc.dump());

@@ -7,8 +7,10 @@
 //   {"name": "...", "version": N, "tables": [
 //      {"name": "accounts", "access": "read_write" | "reference",
 //       "parent": {"column": "account_id", "table": "accounts"},   // optional
+//       "scope": {"rule": "assignee", "column": "assigned_rep"},   // optional
 //       "columns": [{"name": "phone", "type": "text", "merge": "lww",
-//                    "values": [...], "max_length": 256, "references": "t"}]}]}
+//                    "values": [...], "max_length": 256, "references": "t",
+//                    "write": "supervisor"}]}]}
 #pragma once
 
 #include <cstdint>
@@ -44,16 +46,30 @@ struct ColumnDef {
   std::string references;           // table this column points to (id), if any
   size_t max_length = 0;            // text bytes; 0 = schema default
   int index = 0;                    // position within the table
+  bool supervisor_only = false;     // "write": "supervisor": reps may not change it
+
 
   // Rank of `v` in `values`, or -1.
   int Rank(const std::string& v) const;
 };
+
+// Who may read a table's rows (docs/schema.md, "Scope"). Every row belongs
+// to one scope key; a device receives the rows whose key is in its scope.
+enum class ScopeRule {
+  kEveryone,  // key "*": every device (the SKU catalog)
+  kRegion,    // key "region/<value of scope_column>": devices of users in that region
+  kAssignee,  // key "<table>/<id>": the rep named in scope_column, their supervisors
+  kParent,    // the key of the row's parent (contacts through their account)
+};
+const char* ScopeRuleName(ScopeRule r);
 
 struct TableDef {
   std::string name;
   bool reference = false;  // reference data: written centrally, read-only for reps
   std::string parent_column;  // the column linking a row to its parent, if any
   std::string parent_table;
+  ScopeRule scope = ScopeRule::kEveryone;
+  std::string scope_column;   // for kRegion and kAssignee
   std::vector<ColumnDef> columns;
 
   const ColumnDef* Find(const std::string& column) const;

@@ -19,6 +19,7 @@ constexpr Entry kNames[] = {
     {Code::kClosed, "closed"},
     {Code::kPermissionDenied, "permission_denied"},
     {Code::kDeleted, "deleted"},
+    {Code::kUnauthenticated, "unauthenticated"},
 };
 }  // namespace
 

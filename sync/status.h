@@ -23,8 +23,9 @@ enum class Code : int {
   kUnsupported = 9,       // e.g. protocol version the peer does not speak
   kBusy = 10,             // resource in use (e.g. sync already running)
   kClosed = 11,           // handle or connection already closed
-  kPermissionDenied = 12, // not allowed (read-only table, later: scope)
+  kPermissionDenied = 12, // authenticated, but not allowed (scope, role, reference table)
   kDeleted = 13,          // row has a tombstone
+  kUnauthenticated = 14,  // no valid credentials: missing, expired, forged or revoked token
 };
 
 // Stable lower_snake names for codes; used on the wire and in logs.

@@ -18,6 +18,8 @@ using fieldsync::Status;
 struct fs_replica {
   std::unique_ptr<fieldsync::Replica> impl;
   std::string node;
+  std::mutex creds_mu;  // the app may sign in again while background sync runs
+  std::string token, tls_ca_file;
 };
 
 struct fs_txn {
@@ -116,9 +118,14 @@ bool TxnOp(fs_txn* t, fs_error* err, const char* table, const char* id, F&& add)
 }  // namespace
 
 namespace {
-fieldsync::SyncOptions Options(const char* url) {
+fieldsync::SyncOptions Options(fs_replica* r, const char* url) {
   fieldsync::SyncOptions o;
   o.url = url;
+  {
+    std::lock_guard<std::mutex> lock(r->creds_mu);
+    o.token = r->token;
+    o.tls_ca_file = r->tls_ca_file;
+  }
   o.client_name = std::string("fieldsync-c/") + FIELDSYNC_VERSION;
   return o;
 }
@@ -344,12 +351,24 @@ void fs_observer_remove(fs_replica* r, uint64_t token) {
 }
 
 
+bool fs_set_credentials(fs_replica* r, const char* token, const char* tls_ca_file, fs_error* err) {
+  return Guarded(err, [&] {
+    Status st = NeedReplica(r);
+    if (st.ok()) {
+      std::lock_guard<std::mutex> lock(r->creds_mu);
+      r->token = token ? token : "";
+      r->tls_ca_file = tls_ca_file ? tls_ca_file : "";
+    }
+    return Report(err, st);
+  });
+}
+
 bool fs_sync_once(fs_replica* r, const char* url, fs_sync_report* report, fs_error* err) {
   return Guarded(err, [&] {
     Status st = NeedReplica(r);
     if (st.ok()) st = NeedString(url, "url");
     fieldsync::SyncReport rep;
-    if (st.ok()) st = r->impl->Sync(Options(url), &rep);
+    if (st.ok()) st = r->impl->Sync(Options(r, url), &rep);
     if (report) *report = {rep.pushed, rep.rejected, rep.restamped, rep.pulled, rep.bytes_sent, rep.bytes_received,
                            rep.cursor};
     return Report(err, st);
@@ -360,7 +379,7 @@ bool fs_sync_start(fs_replica* r, const char* url, fs_error* err) {
   return Guarded(err, [&] {
     Status st = NeedReplica(r);
     if (st.ok()) st = NeedString(url, "url");
-    if (st.ok()) st = r->impl->StartBackgroundSync(Options(url));
+    if (st.ok()) st = r->impl->StartBackgroundSync(Options(r, url));
     return Report(err, st);
   });
 }

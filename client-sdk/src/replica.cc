@@ -69,6 +69,7 @@ constexpr const char* kMetaLastSync = "last_sync_ms";
 constexpr const char* kMetaAckedHlc = "acked_hlc";  // newest own stamp the server holds
 constexpr const char* kMetaRemoteHlc = "remote_hlc";  // newest stamp received from the server
 constexpr const char* kMetaSnapshot = "snapshot";     // a snapshot in progress: {"cursor":..,"after":[t,r]}
+constexpr const char* kMetaRevert = "revert";         // rows with refused changes, to be reset to the server's: [[t,r],..]
 
 }  // namespace
 
@@ -464,12 +465,7 @@ Status Replica::ApplyRemote(const std::vector<Change>& changes, int64_t cursor, 
   return Status::OK();
 }
 
-Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe, int64_t cursor, bool last,
-                                    const json& after, std::set<std::pair<std::string, std::string>>* stale,
-                                    std::vector<ChangeEvent>* events) {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const RowState& r : rows)
-    if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
+std::vector<RowState> Replica::FitToSchema(const std::vector<RowState>& rows) {
   // A value that does not fit this schema (an enum member or a longer text
   // from a newer schema) would make the install throw halfway. Such fields
   // are left out, as ApplyRemote skips such changes: a replica built from an
@@ -485,6 +481,91 @@ Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe
       return !Schema::CheckValue(*t, *c, field.second.value).ok();
     });
   }
+  return fitting;
+}
+
+Status Replica::InstallScopePage(const std::vector<RowState>& rows, std::vector<ChangeEvent>* events,
+                                 const std::vector<std::pair<std::string, std::string>>* revert) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const RowState& r : rows)
+    if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
+  std::vector<RowState> fitting = FitToSchema(rows);
+  store::Transaction tx(&store_.db());
+  Status st = tx.status();
+  if (!st.ok()) return st;
+  if (!(st = store_.InstallState(fitting)).ok()) return st;
+  // Unacknowledged local edits of these rows stay on top of the server's state.
+  std::set<std::pair<std::string, std::string>> here;
+  for (const RowState& r : rows) here.insert({r.table, r.row});
+  std::vector<Change> pending;
+  std::vector<int64_t> seqs;
+  if (!(st = store_.OutboxPeek(SIZE_MAX >> 1, &pending, &seqs)).ok()) return st;
+  for (const Change& c : pending) {
+    if (!here.count({c.table, c.row})) continue;
+    store::ApplyOutcome outcome;
+    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+  }
+  // Reverting refused changes: a row the server did not send back is not
+  // this device's (or not on the server at all); it goes, unless more of
+  // its changes still wait to be pushed (they will be answered in turn).
+  std::vector<std::pair<std::string, std::string>> gone;
+  if (revert) {
+    std::set<std::pair<std::string, std::string>> unsent;
+    for (const Change& c : pending) unsent.insert({c.table, c.row});
+    for (const auto& r : *revert)
+      if (!here.count(r) && !unsent.count(r)) gone.push_back(r);
+    if (!(st = store_.EvictRows(gone)).ok()) return st;
+    if (!(st = store_.SetMeta(kMetaRevert, "")).ok()) return st;
+  }
+  Hlc newest = 0;
+  for (const RowState& r : rows) {
+    newest = std::max(newest, r.tomb_stamp.hlc);
+    for (const auto& [name, f] : r.fields) newest = std::max(newest, f.stamp.hlc);
+  }
+  clock_->Observe(newest);
+  if (!(st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()))).ok()) return st;
+  if (!(st = tx.Commit()).ok()) return st;
+  for (const RowState& r : rows) events->push_back({r.table, r.row, r.deleted, true});
+  for (const auto& [t, id] : gone) events->push_back({t, id, true, true});
+  return Status::OK();
+}
+
+Status Replica::EvictKeys(const std::vector<std::string>& keys, std::vector<std::string>* evicted,
+                          std::vector<ChangeEvent>* events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  evicted->clear();
+  std::vector<Change> pending;
+  std::vector<int64_t> seqs;
+  Status st = store_.OutboxPeek(SIZE_MAX >> 1, &pending, &seqs);
+  if (!st.ok()) return st;
+  std::set<std::pair<std::string, std::string>> unsent;
+  for (const Change& c : pending) unsent.insert({c.table, c.row});
+  store::Transaction tx(&store_.db());
+  if (!(st = tx.status()).ok()) return st;
+  std::vector<ChangeEvent> out;
+  for (const std::string& key : keys) {
+    std::vector<std::pair<std::string, std::string>> rows;
+    if (!(st = store_.RowsOfKeys({key}, &rows)).ok()) return st;
+    // Nothing typed here is dropped: a row with unsent edits keeps its key
+    // on the device until a later sync has pushed them.
+    bool busy = std::any_of(rows.begin(), rows.end(), [&](const auto& r) { return unsent.count(r) > 0; });
+    if (busy) continue;
+    if (!(st = store_.EvictRows(rows)).ok()) return st;
+    for (const auto& [t, id] : rows) out.push_back({t, id, true, true});
+    evicted->push_back(key);
+  }
+  if (!(st = tx.Commit()).ok()) return st;
+  events->insert(events->end(), out.begin(), out.end());
+  return Status::OK();
+}
+
+Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe, int64_t cursor, bool last,
+                                    const json& after, std::set<std::pair<std::string, std::string>>* stale,
+                                    std::vector<ChangeEvent>* events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const RowState& r : rows)
+    if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
+  std::vector<RowState> fitting = FitToSchema(rows);
   store::Transaction tx(&store_.db());
   Status st = tx.status();
   if (!st.ok()) return st;
@@ -560,7 +641,7 @@ class Replica::Session {
  public:
   Session(Replica* r, const SyncOptions& opts)
       : r_(r), opts_(opts), conn_(opts.transport ? opts.transport() : nullptr) {
-    if (!conn_) conn_ = std::make_unique<client::Connection>();
+    if (!conn_) conn_ = std::make_unique<client::Connection>(client::ConnectionOptions{opts.token, opts.tls_ca_file});
   }
 
   Status Connect() {
@@ -649,7 +730,7 @@ class Replica::Session {
         st = r_->store_.OutboxPeek(limit, &changes, &seqs);
       }
       if (!st.ok()) return st;
-      if (changes.empty()) return Status::OK();
+      if (changes.empty()) return RevertRefused();
       int64_t batch = batch_id_ + 1;
       json arr = json::array();
       for (const auto& c : changes) arr.push_back(ChangeToJson(c));
@@ -689,6 +770,58 @@ class Replica::Session {
     }
   }
 
+  // Puts the rows whose changes the server refused back to what the server
+  // holds (a compensating change, never a silent divergence): the server's
+  // state of each row this device may read; a row it may not read leaves.
+  Status RevertRefused() {
+    std::vector<std::pair<std::string, std::string>> asked;
+    {
+      std::lock_guard<std::mutex> lock(r_->mu_);
+      std::string text;
+      bool found = false;
+      Status st = r_->store_.GetMeta(kMetaRevert, &text, &found);
+      if (!st.ok()) return st;
+      json list = found && !text.empty() ? json::parse(text, nullptr, false) : json();
+      if (!list.is_array()) return Status::OK();
+      std::set<std::pair<std::string, std::string>> uniq;
+      for (const auto& e : list)
+        if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string())
+          uniq.insert({e[0].get<std::string>(), e[1].get<std::string>()});
+      asked.assign(uniq.begin(), uniq.end());
+    }
+    if (asked.empty()) return Status::OK();
+    if (asked.size() > limits_.max_scope_keys) asked.resize(limits_.max_scope_keys);  // the rest: next sync
+    json rows_req = json::array();
+    for (const auto& [t, id] : asked) rows_req.push_back({t, id});
+    std::vector<RowState> rows;
+    json after;
+    Status st;
+    for (;;) {
+      int64_t id = ++request_id_;
+      json req = {{"type", msg::kSnapshot}, {"id", id}, {"rows", rows_req}};
+      if (!after.is_null()) req["after"] = after;
+      if (!(st = Send(req)).ok()) return st;
+      json reply;
+      if (!(st = Await(msg::kSnapshot, id, &reply)).ok()) return st;
+      if (reply.value("resync", false)) continue;
+      if (!reply.contains("rows") || !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
+        return Status::Protocol("snapshot reply without 'rows' array and boolean 'more'");
+      for (const auto& j : reply["rows"]) {
+        RowState r;
+        if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
+        rows.push_back(std::move(r));
+      }
+      if (!reply["more"].get<bool>()) break;
+      if (rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
+      after = json::array({rows.back().table, rows.back().row});
+    }
+    std::vector<ChangeEvent> events;
+    if (!(st = r_->InstallScopePage(rows, &events, &asked)).ok()) return st;
+    report_.reverted_rows += static_cast<int64_t>(asked.size());
+    r_->Notify(events);
+    return Status::OK();
+  }
+
   // Pulls until the server says there is no more. An empty new replica, or
   // one whose snapshot was interrupted, loads a snapshot first (state, not
   // history: far fewer bytes and writes). One that holds rows of its own
@@ -711,7 +844,7 @@ class Replica::Session {
       Status st = Snapshot();
       if (!st.ok()) return st;
     }
-    int resyncs = 0;
+    int resyncs = 0, scope_rounds = 0;
     for (;;) {
       int64_t id = ++request_id_;
       Status st = Send({{"type", msg::kPull}, {"id", id}, {"cursor", CurrentCursor()}});
@@ -724,8 +857,70 @@ class Replica::Session {
         continue;
       }
       if (!(st = ApplyChanges(reply)).ok()) return st;
+      if (reply.contains("scope")) {
+        if (++scope_rounds > 100) return Status(Code::kProtocolError, "the scope keeps moving");
+        if (!(st = ApplyScope(reply["scope"])).ok()) return st;
+        continue;  // ask again: the rest of the diff, or none
+      }
       if (!reply.value("more", false)) return Status::OK();
     }
+  }
+
+  // The server says this device's scope moved (an assignment changed):
+  // push what it typed, drop what left the scope, load what joined it, and
+  // confirm (docs/protocol.md, "Scope changes").
+  Status ApplyScope(const json& diff) {
+    std::vector<std::string> add, remove;
+    for (const char* k : {"add", "remove"}) {
+      if (!diff.contains(k) || !diff[k].is_array()) return Status::Protocol("scope diff without 'add' and 'remove' arrays");
+      for (const auto& v : diff[k]) {
+        if (!v.is_string()) return Status::Protocol("scope keys are strings");
+        (std::string(k) == "add" ? add : remove).push_back(v.get<std::string>());
+      }
+    }
+    Status st;
+    std::vector<std::string> evicted;
+    if (!remove.empty()) {
+      SetProgress("the scope moved: pushing before rows leave this device");
+      if (!(st = PushAll()).ok()) return st;
+      std::vector<ChangeEvent> events;
+      if (!(st = r_->EvictKeys(remove, &evicted, &events)).ok()) return st;
+      report_.evicted_rows += static_cast<int64_t>(events.size());
+      r_->Notify(events);
+    }
+    if (!add.empty()) {
+      SetProgress("the scope moved: loading " + std::to_string(add.size()) + " new accounts and areas");
+      json after;
+      for (;;) {
+        int64_t id = ++request_id_;
+        json req = {{"type", msg::kSnapshot}, {"id", id}, {"keys", add}};
+        if (!after.is_null()) req["after"] = after;
+        if (!(st = Send(req)).ok()) return st;
+        json reply;
+        if (!(st = Await(msg::kSnapshot, id, &reply)).ok()) return st;
+        if (!reply.contains("rows") || !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
+          return Status::Protocol("snapshot reply without 'rows' array and boolean 'more'");
+        if (reply.value("resync", false)) continue;  // compacted meanwhile: the keys' state is still whole
+        std::vector<RowState> rows;
+        for (const auto& j : reply["rows"]) {
+          RowState r;
+          if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
+          rows.push_back(std::move(r));
+        }
+        bool more = reply["more"].get<bool>();
+        if (more && rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
+        std::vector<ChangeEvent> events;
+        if (!(st = r_->InstallScopePage(rows, &events)).ok()) return st;
+        report_.snapshot_rows += static_cast<int64_t>(rows.size());
+        r_->Notify(events);
+        if (!more) break;
+        after = json::array({rows.back().table, rows.back().row});
+      }
+    }
+    int64_t id = ++request_id_;
+    if (!(st = Send({{"type", msg::kScopeAck}, {"id", id}, {"add", add}, {"remove", evicted}})).ok()) return st;
+    json ack;
+    return Await(msg::kScopeAck, id, &ack);
   }
 
   // Loads the server's current state page by page (docs/protocol.md,
@@ -885,8 +1080,8 @@ class Replica::Session {
       return Status(CodeFromName(m.value("code", "protocol_error")), "server: " + m.value("message", std::string()));
     }
     if (type == msg::kChanges && m.value("live", false)) {
-      if (m.value("resync", false)) {
-        resync_ = true;  // the live loop pulls again, which loads a snapshot
+      if (m.value("resync", false) || m.contains("scope")) {
+        resync_ = true;  // the live loop pulls again: a snapshot, or the scope diff
         return Status::OK();
       }
       return ApplyChanges(m);
@@ -940,6 +1135,7 @@ class Replica::Session {
     if (!tx.status().ok()) return tx.status();
     Status st;
     int64_t restamped = 0;
+    std::set<std::pair<std::string, std::string>> revert;
     for (const auto& [i, why] : refused) {
       if (why.first == CodeName(Code::kClockSkew)) {
         if (restamped_here_.count(changes[i].stamp.hlc)) ++*fresh_skewed;
@@ -950,7 +1146,19 @@ class Replica::Session {
         ++restamped;
       } else if (!(st = r_->store_.AddRejection(changes[i], why.first, why.second)).ok()) {
         return st;
+      } else {
+        revert.insert({changes[i].table, changes[i].row});
       }
+    }
+    // Written with the rejection, so a crash before the revert still reverts.
+    if (!revert.empty()) {
+      std::string text;
+      bool found = false;
+      if (!(st = r_->store_.GetMeta(kMetaRevert, &text, &found)).ok()) return st;
+      json list = found && !text.empty() ? json::parse(text, nullptr, false) : json::array();
+      if (!list.is_array()) list = json::array();
+      for (const auto& [t, id] : revert) list.push_back({t, id});
+      if (!(st = r_->store_.SetMeta(kMetaRevert, list.dump())).ok()) return st;
     }
     Hlc acked = 0;
     for (size_t i = 0; i < changes.size(); ++i)
@@ -1145,6 +1353,15 @@ void Replica::BackgroundLoop(SyncOptions opts) {
     }
     if (!bg_running_) break;
     if (st.ok()) continue;  // network reported down: loop waits for it
+    if (st.code() == Code::kUnauthenticated) {
+      // Retrying cannot help: the app has to sign the user in again.
+      std::lock_guard<std::mutex> lock(mu_);
+      status_.last_error = st.ToString();
+      status_.state = SyncStatus::State::kStopped;
+      status_.reason = "the server refused the sign-in; sign in again: " + st.message();
+      bg_running_ = false;
+      break;
+    }
     ++failures;
     // Exponential backoff with full jitter: 0.5 s doubling to 30 s.
     int64_t cap = std::min<int64_t>(30000, 500LL << std::min(failures - 1, 6));

@@ -12,13 +12,22 @@ namespace fieldsync::client {
 
 struct Url {
   std::string host, port, target;
+  bool tls = false;
 };
-// Parses ws://host[:port][/path]. wss:// is refused until TLS lands.
+// Parses ws://host[:port][/path] and wss://host[:port][/path].
 Status ParseUrl(const std::string& url, Url* out);
+
+// How the built-in transport authenticates: the bearer token it sends in
+// the upgrade request, and the CA file that verifies a wss:// server
+// (empty: the system's default trust store).
+struct ConnectionOptions {
+  std::string token;
+  std::string tls_ca_file;
+};
 
 class Connection : public Transport {
  public:
-  Connection();
+  explicit Connection(ConnectionOptions opts = {});
   ~Connection() override;
 
   Status Connect(const std::string& url, int timeout_ms) override;

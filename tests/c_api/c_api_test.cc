@@ -435,14 +435,18 @@ TEST(CApi, ErrorPathsReturnTheirDocumentedCodes) {
   EXPECT_EQ(err.code, FS_ERR_CLOSED);
   fs_observer_remove(closed.r, 1);
   EXPECT_EQ(code(fs_sync_once(h.r, nullptr, nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(code(fs_sync_once(h.r, "wss://127.0.0.1:1/", nullptr, &err)), FS_ERR_UNSUPPORTED);
+  EXPECT_EQ(code(fs_sync_once(h.r, "wss://127.0.0.1:1/", nullptr, &err)), FS_ERR_IO);  // nothing listens there
+  EXPECT_EQ(code(fs_set_credentials(closed.r, "t", nullptr, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code(fs_set_credentials(h.r, "t", "/no/such/ca.pem", &err)), FS_OK);
+  EXPECT_EQ(code(fs_sync_once(h.r, "wss://127.0.0.1:1/", nullptr, &err)), FS_ERR_IO);  // the CA file is unreadable
+  EXPECT_NE(std::string(err.message).find("ca.pem"), std::string::npos) << err.message;
+  EXPECT_EQ(code(fs_set_credentials(h.r, nullptr, nullptr, &err)), FS_OK);
   fs_sync_report rep{};
   rep.pushed = -1;
   EXPECT_EQ(code(fs_sync_once(h.r, "ws://127.0.0.1:1/", &rep, &err)), FS_ERR_IO);
   EXPECT_EQ(rep.pushed, 0);  // the report is filled even on failure
   EXPECT_EQ(code(fs_sync_once(closed.r, "ws://127.0.0.1:1/", nullptr, &err)), FS_ERR_CLOSED);
   EXPECT_EQ(code(fs_sync_start(h.r, "tcp://x", &err)), FS_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(code(fs_sync_start(h.r, "wss://127.0.0.1:1/", &err)), FS_ERR_UNSUPPORTED);
   EXPECT_EQ(code(fs_sync_start(h.r, nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
   EXPECT_EQ(code(fs_sync_start(closed.r, "ws://127.0.0.1:1/", &err)), FS_ERR_CLOSED);
   fs_app_foreground(closed.r);

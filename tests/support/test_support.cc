@@ -12,6 +12,11 @@
 #include <boost/beast/websocket.hpp>
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 namespace fieldsync::testing {
 
@@ -91,6 +96,40 @@ std::string DumpText(Replica& r) {
   return os.str();
 }
 
+void WriteSelfSignedCert(const std::string& cert_path, const std::string& key_path) {
+  EVP_PKEY* key = EVP_RSA_gen(2048);
+  ASSERT_NE(key, nullptr);
+  X509* x = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), -60);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+  X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+  ASSERT_NE(san, nullptr);
+  X509_add_ext(x, san, -1);
+  X509_EXTENSION_free(san);
+  X509_EXTENSION* bc = X509V3_EXT_conf_nid(nullptr, &ctx, NID_basic_constraints, "critical,CA:TRUE");
+  X509_add_ext(x, bc, -1);
+  X509_EXTENSION_free(bc);
+  ASSERT_GT(X509_sign(x, key, EVP_sha256()), 0);
+  FILE* f = std::fopen(cert_path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  PEM_write_X509(f, x);
+  std::fclose(f);
+  f = std::fopen(key_path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(key);
+}
+
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
@@ -101,9 +140,13 @@ struct RawPeer::Impl {
   websocket::stream<tcp::socket> ws{ioc};
   bool ok = false;
   beast::flat_buffer buf;
+  websocket::response_type response;
 };
 
-RawPeer::RawPeer(const std::string& url) : impl_(std::make_unique<Impl>()) {
+int RawPeer::http_status() const { return static_cast<int>(impl_->response.result_int()); }
+std::string RawPeer::http_body() const { return impl_->response.body(); }
+
+RawPeer::RawPeer(const std::string& url, const std::string& token) : impl_(std::make_unique<Impl>()) {
   // url: ws://127.0.0.1:PORT/
   std::string rest = url.substr(5);
   std::string host = rest.substr(0, rest.find(':'));
@@ -115,7 +158,15 @@ RawPeer::RawPeer(const std::string& url) : impl_(std::make_unique<Impl>()) {
   if (ec) return;
   net::connect(impl_->ws.next_layer(), eps, ec);
   if (ec) return;
-  impl_->ws.handshake(host, "/", ec);
+  if (!token.empty())
+    impl_->ws.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+      req.set(beast::http::field::authorization, "Bearer " + token);
+    }));
+  // The async form: Beast 1.74's blocking handshake leaves the response
+  // empty when the server declines the upgrade (a 401 and its body).
+  impl_->ws.async_handshake(impl_->response, host, "/", [&](beast::error_code e) { ec = e; });
+  impl_->ioc.run();
+  impl_->ioc.restart();
   impl_->ws.read_message_max(64u << 20);
   impl_->ok = !ec;
 }

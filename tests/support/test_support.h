@@ -52,10 +52,18 @@ class TestServer {
 
 std::string DumpText(Replica& r);
 
+// Writes a fresh self-signed certificate for 127.0.0.1 and localhost (PEM),
+// and its private key, for the TLS tests.
+void WriteSelfSignedCert(const std::string& cert_path, const std::string& key_path);
+
 // A raw WebSocket peer, synchronous, with a timeout on every read.
 class RawPeer {
  public:
-  explicit RawPeer(const std::string& url);
+  // `token`: sent as "Authorization: Bearer <token>" in the upgrade request.
+  explicit RawPeer(const std::string& url, const std::string& token = {});
+  // The server's answer to the upgrade request (401 with a JSON body when refused).
+  int http_status() const;
+  std::string http_body() const;
   ~RawPeer();
   bool connected() const;
   // Sends one binary message exactly as given.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fieldsync/replica.h"
+#include "server/auth_token.h"
 #include "server/server.h"
 #include "store/server_store.h"
 #include "tools/cli/demo.h"
@@ -33,7 +34,7 @@ struct Args {
 };
 
 // Flags that take no value.
-const char* kFlags[] = {"help", "live", "desc", "all", "json", "keep"};
+const char* kFlags[] = {"help", "live", "desc", "all", "json", "keep", "production", "inactive"};
 
 bool IsFlag(const std::string& name) {
   for (const char* f : kFlags)
@@ -129,12 +130,98 @@ int CmdServer(const Args& a) {
   o.data_dir = a.Get("data", "data");
   o.threads = std::stoi(a.Get("threads", "2"));
   o.handle_signals = true;
+  if (a.Has("auth-key-file") && !(st = server::ReadKeyFile(a.Get("auth-key-file"), &o.auth_key)).ok()) return Fail(st);
+  o.tls_cert_file = a.Get("tls-cert", "");
+  o.tls_key_file = a.Get("tls-key", "");
+  if (a.Has("production") && (o.auth_key.empty() || o.tls_cert_file.empty()))
+    return Fail(Status::InvalidArgument("--production needs --auth-key-file, --tls-cert and --tls-key"));
   server::Server srv(o, schema);
   if (!(st = srv.Start()).ok()) return Fail(st);
-  std::cout << "fieldsync server listening on ws://" << o.address << ":" << srv.port() << "/ (data in "
+  std::cout << "fieldsync server listening on " << (o.tls_cert_file.empty() ? "ws://" : "wss://") << o.address << ":" << srv.port() << "/ (data in "
             << o.data_dir << "); Ctrl-C stops it" << std::endl;
   srv.Wait();
   std::cout << "fieldsync server stopped" << std::endl;
+  return 0;
+}
+
+// Opens the server's store for the admin commands (user, token, revoke, history).
+Status OpenServerStore(const Args& a, store::ServerStore* ss) {
+  if (!a.Has("server-data")) return Status::InvalidArgument("needs --server-data DIR");
+  Schema schema;
+  Status st = LoadSchema(a, &schema);
+  if (!st.ok()) return st;
+  std::error_code ec;
+  std::filesystem::create_directories(a.Get("server-data"), ec);
+  return ss->Open(a.Get("server-data") + "/server.db", schema);
+}
+
+int CmdUser(const Args& a) {
+  if (a.pos.size() != 1) return Usage("user takes one USER_ID");
+  store::ServerStore ss;
+  Status st = OpenServerStore(a, &ss);
+  if (!st.ok()) return Fail(st);
+  store::User u;
+  u.id = a.pos[0];
+  if (!store::ParseRole(a.Get("role", "rep"), &u.role)) return Usage("--role is rep, supervisor or admin");
+  u.team = a.Get("team", "");
+  u.region = a.Get("region", "");
+  u.name = a.Get("name", "");
+  u.active = !a.Has("inactive");
+  if (!(st = ss.PutUser(u)).ok()) return Fail(st);
+  std::cout << "user " << u.id << ": " << store::RoleName(u.role) << ", team '" << u.team << "', region '" << u.region
+            << "'" << (u.active ? "" : ", inactive") << "\n";
+  return 0;
+}
+
+int CmdToken(const Args& a) {
+  if (!a.Has("auth-key-file") || !a.Has("user") || !a.Has("device"))
+    return Usage("token needs --auth-key-file FILE --user ID --device ID");
+  std::string key;
+  Status st = server::ReadKeyFile(a.Get("auth-key-file"), &key);
+  if (!st.ok()) return Fail(st);
+  store::ServerStore ss;
+  if (!(st = OpenServerStore(a, &ss)).ok()) return Fail(st);
+  store::User u;
+  bool found = false;
+  if (!(st = ss.GetUser(a.Get("user"), &u, &found)).ok()) return Fail(st);
+  if (!found || !u.active) return Fail(Status::NotFound("no active user '" + a.Get("user") + "' (add one with `fieldsync user`)"));
+  server::TokenClaims c;
+  c.user = u.id;
+  c.device = a.Get("device");
+  c.issued_s = SystemMillis() / 1000;
+  c.expires_s = c.issued_s + static_cast<uint64_t>(std::stod(a.Get("ttl-hours", "720")) * 3600);
+  std::string token;
+  if (!(st = server::IssueToken(key, c, &token)).ok()) return Fail(st);
+  std::cout << token << "\n";
+  return 0;
+}
+
+int CmdRevoke(const Args& a) {
+  store::ServerStore ss;
+  Status st = OpenServerStore(a, &ss);
+  if (!st.ok()) return Fail(st);
+  std::string kind = a.Has("device") ? "device" : a.Has("token-id") ? "token" : "";
+  if (kind.empty()) return Usage("revoke needs --device ID or --token-id JTI");
+  if (!(st = ss.Revoke(kind, a.Get(kind == "device" ? "device" : "token-id"), SystemMillis())).ok()) return Fail(st);
+  std::cout << "revoked " << kind << "; its next connection is refused\n";
+  return 0;
+}
+
+int CmdHistory(const Args& a) {
+  if (a.pos.size() != 2) return Usage("history takes TABLE ID");
+  store::ServerStore ss;
+  Status st = OpenServerStore(a, &ss);
+  if (!st.ok()) return Fail(st);
+  std::vector<store::ServerStore::AuditEntry> out;
+  if (!(st = ss.History(a.pos[0], a.pos[1], std::stoul(a.Get("limit", "1000")), &out)).ok()) return Fail(st);
+  for (const auto& e : out) {
+    json j = {{"seq", e.change.seq},       {"user", e.user},   {"device", e.device},
+              {"node", ToHex(e.change.stamp.node)}, {"hlc_ms", HlcPhysical(e.change.stamp.hlc)},
+              {"received_ms", e.change.server_ms}, {"op", OpName(e.change.op)}};
+    if (!e.change.column.empty()) j["column"] = e.change.column;
+    if (e.change.op != Op::kDelete) j["value"] = e.change.value;
+    std::cout << j.dump() << "\n";
+  }
   return 0;
 }
 
@@ -282,6 +369,12 @@ int CmdSync(const Args& a) {
   if (!st.ok()) return Fail(st);
   SyncOptions o;
   o.url = a.Get("url", "ws://127.0.0.1:8765/");
+  o.token = a.Get("token", "");
+  if (a.Has("token-file")) {
+    std::ifstream in(a.Get("token-file"));
+    if (!in || !std::getline(in, o.token)) return Fail(Status::IoError("cannot read " + a.Get("token-file")));
+  }
+  o.tls_ca_file = a.Get("ca", "");
   if (a.Has("live")) {
     int seconds = std::stoi(a.Get("seconds", "0"));
     r->AddObserver([](const std::vector<ChangeEvent>& ev) {
@@ -407,10 +500,26 @@ int CmdDemo(const Args& a) {
 }
 
 const Command kCommands[] = {
-    {"server", "server [--data DIR] [--port N] [--address A] [--threads N]",
+    {"server",
+     "server [--data DIR] [--port N] [--address A] [--threads N] [--auth-key-file F] [--tls-cert F --tls-key F] "
+     "[--production]",
      "Runs the sync server on its embedded SQLite store (DIR/server.db, default data/) until SIGINT/SIGTERM.\n"
-     "Default port 8765 on 127.0.0.1.",
+     "Default port 8765 on 127.0.0.1. --auth-key-file: devices must present a token signed with that key\n"
+     "(at least 32 bytes; e.g. openssl rand -hex 32 > key); without it every device reads and writes\n"
+     "everything (development mode). --tls-cert/--tls-key (PEM): wss:// only. --production refuses to\n"
+     "start without both.",
      CmdServer},
+    {"user", "user --server-data DIR USER_ID [--role rep|supervisor|admin] [--team T] [--region R] [--name N] [--inactive]",
+     "Adds or replaces a user. A supervisor sees the accounts of every user in the same team; --region picks\n"
+     "the region-scoped reference rows (promotions). --inactive refuses the user's tokens from now on.",
+     CmdUser},
+    {"token", "token --server-data DIR --auth-key-file F --user ID --device ID [--ttl-hours H]",
+     "Prints a signed bearer token for the user's device (default 720 hours).", CmdToken},
+    {"revoke", "revoke --server-data DIR (--device ID | --token-id JTI)",
+     "Refuses every token of a device (a lost tablet), or one token, from its next connection on.", CmdRevoke},
+    {"history", "history --server-data DIR TABLE ID [--limit N]",
+     "The audit trail of a row: every accepted change still in the log, with user, device, HLC and receive time.",
+     CmdHistory},
     {"demo", "demo [--data DIR] [--reps N] [--keep]",
      "Starts a server on a loopback port and N simulated reps (default 3) that edit offline in conflicting\n"
      "ways, reconnect and sync; prints what converged. Exit 0 only if every replica equals the server.\n"
@@ -430,7 +539,7 @@ const Command kCommands[] = {
     {"query", "query --replica FILE TABLE [--where JSON] [--order-by COL] [--desc] [--limit N]",
      "Prints matching rows, one JSON object per line. --where takes {column: value, ...} (equality, ANDed).",
      CmdQuery},
-    {"sync", "sync --replica FILE [--url ws://HOST:PORT/] [--live [--seconds N]]",
+    {"sync", "sync --replica FILE [--url ws://HOST:PORT/] [--token T | --token-file F] [--ca PEM] [--live [--seconds N]]",
      "Pushes the outbox and pulls every change since the cursor. --live stays connected and prints remote\n"
      "changes as they arrive, until Ctrl-C or N seconds.",
      CmdSync},

@@ -61,7 +61,8 @@ enum {
   FS_ERR_BUSY = 10,
   FS_ERR_CLOSED = 11,
   FS_ERR_PERMISSION_DENIED = 12,
-  FS_ERR_DELETED = 13
+  FS_ERR_DELETED = 13,
+  FS_ERR_UNAUTHENTICATED = 14  /* the server refused the token: sign in again */
 };
 
 typedef struct fs_error {
@@ -140,7 +141,12 @@ FS_API void fs_observer_remove(fs_replica* r, uint64_t token);
 typedef struct fs_sync_report {
   int64_t pushed, rejected, restamped, pulled, bytes_sent, bytes_received, cursor;
 } fs_sync_report;
-/* One exchange with the server at `url` (ws://host:port/). report may be NULL. */
+/* The bearer token the server issued for this user and device, and the PEM
+ * CA file that verifies a wss:// server (NULL or "" = the system's trust
+ * store). Used by every later sync; a refused token fails a sync with
+ * FS_ERR_UNAUTHENTICATED and stops background sync. Copied. */
+FS_API bool fs_set_credentials(fs_replica* r, const char* token, const char* tls_ca_file, fs_error* err);
+/* One exchange with the server at `url` (ws://host:port/ or wss://). report may be NULL. */
 FS_API bool fs_sync_once(fs_replica* r, const char* url, fs_sync_report* report, fs_error* err);
 /* Background sync: keeps a connection, pushes writes as they happen,
  * receives live changes, reconnects with backoff. */

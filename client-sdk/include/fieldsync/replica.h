@@ -67,7 +67,13 @@ struct ChangeEvent {
 using Observer = std::function<void(const std::vector<ChangeEvent>&)>;
 
 struct SyncOptions {
-  std::string url;            // ws://host:port/
+  std::string url;            // ws://host:port/ or wss://host:port/
+  // The bearer token the server issued for this user and device
+  // (docs/security.md); sent in the upgrade request. Empty: none (a
+  // development server). A refused token fails the sync with
+  // kUnauthenticated, and background sync stops instead of retrying.
+  std::string token;
+  std::string tls_ca_file;    // PEM CA bundle that verifies a wss:// server; empty = the system's
   int connect_timeout_ms = 5000;
   int request_timeout_ms = 30000;
   size_t push_batch = 1000;   // changes per push message (capped by the server)
@@ -80,7 +86,9 @@ struct SyncOptions {
 struct SyncReport {
   int64_t pushed = 0;     // changes acknowledged as applied or duplicate
   int64_t rejected = 0;   // changes the server refused (see Rejections())
-  int64_t snapshot_rows = 0;  // rows loaded from a snapshot (a new or re-bootstrapped replica)
+  int64_t snapshot_rows = 0;  // rows loaded from a snapshot (a new or re-bootstrapped replica, or a scope that grew)
+  int64_t evicted_rows = 0;   // rows removed because they left this device's scope (a reassignment)
+  int64_t reverted_rows = 0;  // rows put back to the server's state after a refused change
   int64_t restamped = 0;  // changes re-stamped because the device clock ran ahead (on connect or after a clock_skew refusal)
   int64_t pulled = 0;     // remote changes received
   int64_t bytes_sent = 0;
@@ -215,6 +223,20 @@ class Replica {
   Status InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe, int64_t cursor, bool last,
                              const json& after, std::set<std::pair<std::string, std::string>>* stale,
                              std::vector<ChangeEvent>* events);
+  // The scope moved (docs/protocol.md, "Scope changes"). Installs the rows
+  // of keys that joined it as the server holds them, the outbox re-applied
+  // on top; the cursor stays where it is.
+  // With `revert` (rows whose changes the server refused): those of them
+  // not in `rows` leave the replica, and the pending revert is cleared.
+  Status InstallScopePage(const std::vector<RowState>& rows, std::vector<ChangeEvent>* events,
+                          const std::vector<std::pair<std::string, std::string>>* revert = nullptr);
+  // Removes the rows of keys that left it; a key whose rows still have
+  // unacknowledged changes stays (it is evicted at a later sync, once they
+  // are pushed). `evicted` gets the keys that were removed.
+  Status EvictKeys(const std::vector<std::string>& keys, std::vector<std::string>* evicted,
+                   std::vector<ChangeEvent>* events);
+  // Leaves out the fields of snapshot rows that do not fit this schema.
+  std::vector<RowState> FitToSchema(const std::vector<RowState>& rows);
   void Notify(const std::vector<ChangeEvent>& events);
   void SetState(SyncStatus::State s, const std::string& reason);
   void BackgroundLoop(SyncOptions opts);
