@@ -19,4 +19,9 @@ struct DemoOptions {
 // the server and each contested field holds what the merge rules promise.
 int RunDemo(const Schema& schema, const DemoOptions& opts, std::ostream& out);
 
+// Two teams on a server with authentication: scoped bootstraps, a
+// reassignment with offline work on it, a refused write. 0 when each
+// tablet holds exactly its scope and nothing typed was lost.
+int RunTerritoryDemo(const Schema& schema, const DemoOptions& opts, std::ostream& out);
+
 }  // namespace fieldsync::cli

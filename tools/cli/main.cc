@@ -496,7 +496,8 @@ int CmdDemo(const Args& a) {
   o.data_dir = a.Get("data", "data/demo");
   o.reps = std::stoi(a.Get("reps", "3"));
   o.keep = a.Has("keep");
-  return RunDemo(schema, o, std::cout);
+  int rc = RunDemo(schema, o, std::cout);
+  return rc ? rc : RunTerritoryDemo(schema, o, std::cout);
 }
 
 const Command kCommands[] = {
