@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -95,6 +98,34 @@ TEST(SchemaParse, FailureLeavesOutputUntouched) {
   EXPECT_EQ(s.tables().size(), 3u);
 }
 
+Schema FieldSalesSchemaForTest() {
+  const char* path = std::getenv("FIELDSYNC_SCHEMA");
+  std::ifstream in(path ? path : "");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Schema s;
+  Status st = Schema::ParseText(ss.str(), &s);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return s;
+}
+
+TEST(SchemaParse, ScopeRulesAndSupervisorColumnsOfTheShippedSchema) {
+  Schema s = FieldSalesSchemaForTest();
+  EXPECT_EQ(s.Find("skus")->scope, ScopeRule::kEveryone);
+  EXPECT_EQ(s.Find("promotions")->scope, ScopeRule::kRegion);
+  EXPECT_EQ(s.Find("promotions")->scope_column, "region");
+  EXPECT_EQ(s.Find("accounts")->scope, ScopeRule::kAssignee);
+  EXPECT_TRUE(s.Find("accounts")->Find("assigned_rep")->supervisor_only);
+  EXPECT_FALSE(s.Find("accounts")->Find("phone")->supervisor_only);
+  EXPECT_EQ(s.Find("store_check_lines")->scope, ScopeRule::kParent);
+  // Without a declaration: parent when there is one, else everyone.
+  Schema d;
+  ASSERT_TRUE(Schema::ParseText(R"({"version": 1, "tables": [{"name": "p", "columns": [{"name": "a", "type": "text"}]},
+      {"name": "c", "parent": {"column": "pid", "table": "p"}, "columns": [{"name": "pid", "type": "text"}]}]})", &d).ok());
+  EXPECT_EQ(d.Find("p")->scope, ScopeRule::kEveryone);
+  EXPECT_EQ(d.Find("c")->scope, ScopeRule::kParent);
+}
+
 TEST(SchemaParse, RejectsInvalidJsonText) {
   Schema s;
   EXPECT_EQ(Schema::ParseText("{\"version\": 1,", &s).code(), Code::kSchemaViolation);
@@ -122,6 +153,22 @@ TEST_P(SchemaRejects, Refused) {
 #define ONE_TABLE(cols) R"({"version": 1, "tables": [{"name": "t", "columns": [)" cols "]}]}"
 
 const RejectCase kRejectCases[] = {
+    {"unknown_scope_rule", R"({"version": 1, "tables": [{"name": "t", "scope": {"rule": "team"}, "columns": [{"name": "a", "type": "text"}]}]})",
+     "scope rule must be"},
+    {"parent_rule_without_parent",
+     R"({"version": 1, "tables": [{"name": "t", "scope": {"rule": "parent"}, "columns": [{"name": "a", "type": "text"}]}]})",
+     "needs a 'parent'"},
+    {"assignee_without_column",
+     R"({"version": 1, "tables": [{"name": "t", "scope": {"rule": "assignee", "column": "b"}, "columns": [{"name": "a", "type": "text"}]}]})",
+     "needs a 'column'"},
+    {"scope_column_not_lww_text",
+     R"({"version": 1, "tables": [{"name": "t", "scope": {"rule": "region", "column": "a"}, "columns": [{"name": "a", "type": "text", "merge": "mv"}]}]})",
+     "text column merged lww"},
+    {"scope_cycle",
+     R"({"version": 1, "tables": [{"name": "a", "parent": {"column": "p", "table": "b"}, "columns": [{"name": "p", "type": "text"}]},
+                                   {"name": "b", "parent": {"column": "p", "table": "a"}, "columns": [{"name": "p", "type": "text"}]}]})",
+     "cycle"},
+    {"bad_write", ONE_TABLE(R"({"name": "a", "type": "text", "write": "admin"})"), "write must be any or supervisor"},
     {"array_document", "[1, 2]", "not a JSON object"},
     {"string_document", R"("schema")", "not a JSON object"},
     {"missing_version", R"({"tables": [{"name": "t", "columns": [{"name": "a", "type": "text"}]}]})",
