@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libsqlite3-dev libboost-dev libboost-system-dev
-          nlohmann-json3-dev libzstd-dev libgtest-dev libgmock-dev libssl-dev
+          nlohmann-json3-dev libzstd-dev libgtest-dev libgmock-dev libssl-dev openssl
           openjdk-17-jdk-headless)
 missing=()
 for p in "${packages[@]}"; do

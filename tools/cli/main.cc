@@ -359,7 +359,8 @@ int CmdQuery(const Args& a) {
 
 void PrintReport(const SyncReport& rep) {
   std::cout << "pushed " << rep.pushed << ", rejected " << rep.rejected << ", re-stamped " << rep.restamped
-            << ", pulled " << rep.pulled << ", bytes out " << rep.bytes_sent << ", bytes in "
+            << ", pulled " << rep.pulled << ", snapshot rows " << rep.snapshot_rows << ", evicted " << rep.evicted_rows
+            << ", reverted " << rep.reverted_rows << ", bytes out " << rep.bytes_sent << ", bytes in "
             << rep.bytes_received << ", cursor " << rep.cursor << "\n";
 }
 
