@@ -222,7 +222,7 @@ Status Conversation::ScopeDiff(const store::Scope& now, json* diff) {
   *diff = json();
   if (!actor_ || now.all) return Status::OK();
   std::vector<std::string> held;
-  Status st = hub_.DeviceKeys(node_, &held);
+  Status st = hub_.DeviceKeys(node_, actor_->user.id, &held);
   if (!st.ok()) return st;
   std::vector<std::string> add, remove;
   std::set_difference(now.keys.begin(), now.keys.end(), held.begin(), held.end(), std::back_inserter(add));
@@ -260,7 +260,7 @@ void Conversation::OnScopeAck(const json& m) {
     Send({{"type", msg::kScopeAck}, {"id", id}});
     return;
   }
-  if (Status st = hub_.UpdateDeviceKeys(node_, lists[0], lists[1], false); !st.ok()) {
+  if (Status st = hub_.UpdateDeviceKeys(node_, actor_->user.id, lists[0], lists[1], false); !st.ok()) {
     SendError(st, false, id);
     return;
   }
@@ -347,7 +347,7 @@ void Conversation::OnSnapshot(const json& m) {
   } else if (actor_ && !scope.all && after_table.empty() && after_row.empty()) {
     // A whole-scope snapshot begins: from here the device holds this scope
     // (what changes meanwhile shows in the next pull's scope diff).
-    if (!(st = hub_.UpdateDeviceKeys(node_, scope.keys, {}, true)).ok()) {
+    if (!(st = hub_.UpdateDeviceKeys(node_, actor_->user.id, scope.keys, {}, true)).ok()) {
       SendError(st, false, id);
       return;
     }

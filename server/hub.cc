@@ -74,6 +74,17 @@ Status Hub::IssueToken(const std::string& user, const std::string& device, uint6
   return server::IssueToken(opts_.auth_key, c, token);
 }
 
+Status Hub::ImportOutbox(const std::string& text, const store::Actor* actor, store::ServerStore::ImportReport* report) {
+  Status st;
+  {
+    std::lock_guard<std::mutex> lock(store_mu_);
+    st = store_.ImportOutbox(text, actor, NowMs(), &clock_, report);
+    if (st.ok() && !report->changes.empty()) head_ = report->changes.back().seq;
+  }
+  if (st.ok() && !report->changes.empty()) NotifyAll(nullptr);
+  return st;
+}
+
 Status Hub::PutUser(const store::User& u) {
   std::lock_guard<std::mutex> lock(store_mu_);
   return store_.PutUser(u);
@@ -94,15 +105,15 @@ Status Hub::Revoke(const std::string& kind, const std::string& value) {
   return store_.Revoke(kind, value, NowMs());
 }
 
-Status Hub::DeviceKeys(NodeId node, std::vector<std::string>* keys) {
+Status Hub::DeviceKeys(NodeId node, const std::string& user, std::vector<std::string>* keys) {
   std::lock_guard<std::mutex> lock(store_mu_);
-  return store_.DeviceKeys(node, keys);
+  return store_.DeviceKeys(node, user, keys);
 }
 
-Status Hub::UpdateDeviceKeys(NodeId node, const std::vector<std::string>& add, const std::vector<std::string>& remove,
-                             bool replace) {
+Status Hub::UpdateDeviceKeys(NodeId node, const std::string& user, const std::vector<std::string>& add,
+                             const std::vector<std::string>& remove, bool replace) {
   std::lock_guard<std::mutex> lock(store_mu_);
-  return store_.UpdateDeviceKeys(node, add, remove, replace);
+  return store_.UpdateDeviceKeys(node, user, add, remove, replace);
 }
 
 Status Hub::ComputeScope(const store::Actor& actor, store::Scope* out) {

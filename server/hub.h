@@ -84,12 +84,15 @@ class Hub {
   Status GetUser(const std::string& id, store::User* u, bool* found);
   Status ListUsers(std::vector<store::User>* out);
   Status Revoke(const std::string& kind, const std::string& value);
+  // Applies an exported outbox (ServerStore::ImportOutbox) as its device's
+  // pushes, acting for `actor` (null: unchecked); live subscribers are told.
+  Status ImportOutbox(const std::string& text, const store::Actor* actor, store::ServerStore::ImportReport* report);
   // What the actor may read and write now (assignments change it).
   Status ComputeScope(const store::Actor& actor, store::Scope* out);
   // The keys a device confirmed holding (ServerStore::DeviceKeys).
-  Status DeviceKeys(NodeId node, std::vector<std::string>* keys);
-  Status UpdateDeviceKeys(NodeId node, const std::vector<std::string>& add, const std::vector<std::string>& remove,
-                          bool replace);
+  Status DeviceKeys(NodeId node, const std::string& user, std::vector<std::string>* keys);
+  Status UpdateDeviceKeys(NodeId node, const std::string& user, const std::vector<std::string>& add,
+                          const std::vector<std::string>& remove, bool replace);
 
   // Store access, serialized. A null actor: development mode, no checks
   // beyond the schema.

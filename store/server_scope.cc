@@ -70,8 +70,8 @@ Status ServerStore::OpenIdentity() {
       "PRIMARY KEY(tbl, row_id)) WITHOUT ROWID;"
       "CREATE INDEX IF NOT EXISTS fs_rows_by_owner ON fs_rows(owner) WHERE owner IS NOT NULL;"
       "CREATE INDEX IF NOT EXISTS fs_rows_by_key ON fs_rows(key);"
-      "CREATE TABLE IF NOT EXISTS fs_device_keys(node INTEGER NOT NULL, key TEXT NOT NULL, "
-      "PRIMARY KEY(node, key)) WITHOUT ROWID");
+      "CREATE TABLE IF NOT EXISTS fs_device_keys(node INTEGER NOT NULL, user TEXT NOT NULL, key TEXT NOT NULL, "
+      "PRIMARY KEY(node, user, key)) WITHOUT ROWID");
   if (!st.ok()) return st;
   // A log from before scopes lacks the columns: add them, then replay the
   // log once to give every row and entry its key.
@@ -125,6 +125,57 @@ Status ServerStore::OpenIdentity() {
   }
   if (!(st = store_.SetMetaInt("row_keys", 1)).ok()) return st;
   return tx.Commit();
+}
+
+Status ServerStore::ImportOutbox(const std::string& text, const Actor* actor, uint64_t now_ms, HybridClock* clock,
+                                 ImportReport* report) {
+  *report = ImportReport{};
+  std::vector<Change> changes;
+  NodeId node = 0;
+  size_t at = 0, line = 0;
+  int64_t declared = -1;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    std::string l = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    at = nl == std::string::npos ? text.size() : nl + 1;
+    ++line;
+    if (l.empty()) continue;
+    json j = json::parse(l, nullptr, false);
+    auto where = [&](const std::string& m) { return Status::InvalidArgument("line " + std::to_string(line) + ": " + m); };
+    if (line == 1) {
+      if (!j.is_object() || j.value("fieldsync_outbox", 0) != 1 || !j.contains("node") || !j["node"].is_string() ||
+          !ParseHex(j["node"].get<std::string>(), &node) || node == 0)
+        return where("not a FieldSync outbox export (no header)");
+      if (j.value("schema", "") != store_.schema().fingerprint())
+        return where("exported with another schema (fingerprint " + j.value("schema", std::string("?")) + ")");
+      declared = j.value("changes", int64_t{-1});
+      continue;
+    }
+    Change c;
+    Status st = ChangeFromJson(j, &c);
+    if (!st.ok()) return where(st.message());
+    if (c.stamp.node != node) return where("a change of node " + ToHex(c.stamp.node) + " in the export of " + ToHex(node));
+    changes.push_back(std::move(c));
+  }
+  if (declared != static_cast<int64_t>(changes.size()))
+    return Status::InvalidArgument("the export is truncated: its header says " + std::to_string(declared) +
+                                   " changes, it holds " + std::to_string(changes.size()));
+  // In push-sized batches, in order: a parent before the rows that need it.
+  const size_t kBatch = 1000;
+  for (size_t from = 0; from < changes.size(); from += kBatch) {
+    std::vector<Change> batch(changes.begin() + from, changes.begin() + std::min(changes.size(), from + kBatch));
+    std::vector<PushResult> results;
+    std::vector<Change> applied;
+    Status st = ApplyBatch(batch, now_ms, clock, &results, &applied, Writer::kDevice, actor);
+    if (!st.ok()) return st;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (results[i].result == ChangeResult::kApplied) ++report->applied;
+      else if (results[i].result == ChangeResult::kDuplicate) ++report->duplicates;
+      else report->rejected.emplace_back(batch[i], results[i]);
+    }
+    for (auto& c : applied) report->changes.push_back(std::move(c));
+  }
+  return Status::OK();
 }
 
 // ---- users and revocation ---------------------------------------------------------------
@@ -242,40 +293,40 @@ Status ServerStore::ComputeScope(const Actor& actor, Scope* out) {
   return Status::OK();
 }
 
-Status ServerStore::DeviceKeys(NodeId node, std::vector<std::string>* keys) {
+Status ServerStore::DeviceKeys(NodeId node, const std::string& user, std::vector<std::string>* keys) {
   keys->clear();
   Status st;
-  Statement& s = store_.db().Prepare("SELECT key FROM fs_device_keys WHERE node=? ORDER BY key", &st);
+  Statement& s = store_.db().Prepare("SELECT key FROM fs_device_keys WHERE node=? AND user=? ORDER BY key", &st);
   if (!st.ok()) return st;
-  s.Bind(1, node);
+  s.Bind(1, node).Bind(2, user);
   while (s.Step()) keys->push_back(s.Text(0));
   st = s.status();
   s.Reset();
   return st;
 }
 
-Status ServerStore::UpdateDeviceKeys(NodeId node, const std::vector<std::string>& add,
+Status ServerStore::UpdateDeviceKeys(NodeId node, const std::string& user, const std::vector<std::string>& add,
                                      const std::vector<std::string>& remove, bool replace) {
   Database& db = store_.db();
   Transaction tx(&db);
   if (!tx.status().ok()) return tx.status();
   Status st;
   if (replace) {
-    Statement& d = db.Prepare("DELETE FROM fs_device_keys WHERE node=?", &st);
+    Statement& d = db.Prepare("DELETE FROM fs_device_keys WHERE node=? AND user=?", &st);
     if (!st.ok()) return st;
-    d.Bind(1, node);
+    d.Bind(1, node).Bind(2, user);
     if (!(st = d.Run()).ok()) return st;
   }
   for (const auto& k : remove) {
-    Statement& d = db.Prepare("DELETE FROM fs_device_keys WHERE node=? AND key=?", &st);
+    Statement& d = db.Prepare("DELETE FROM fs_device_keys WHERE node=? AND user=? AND key=?", &st);
     if (!st.ok()) return st;
-    d.Bind(1, node).Bind(2, k);
+    d.Bind(1, node).Bind(2, user).Bind(3, k);
     if (!(st = d.Run()).ok()) return st;
   }
   for (const auto& k : add) {
-    Statement& i = db.Prepare("INSERT OR IGNORE INTO fs_device_keys(node, key) VALUES(?,?)", &st);
+    Statement& i = db.Prepare("INSERT OR IGNORE INTO fs_device_keys(node, user, key) VALUES(?,?,?)", &st);
     if (!st.ok()) return st;
-    i.Bind(1, node).Bind(2, k);
+    i.Bind(1, node).Bind(2, user).Bind(3, k);
     if (!(st = i.Run()).ok()) return st;
   }
   return tx.Commit();

@@ -64,7 +64,7 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
     // work typed offline before a reassignment is never refused (the push
     // comes before the eviction, docs/security.md).
     std::vector<std::string> held;
-    if (!(st = DeviceKeys(changes[0].stamp.node, &held)).ok()) return st;
+    if (!(st = DeviceKeys(changes[0].stamp.node, actor->user.id, &held)).ok()) return st;
     std::vector<std::string> both;
     std::set_union(scope.keys.begin(), scope.keys.end(), held.begin(), held.end(), std::back_inserter(both));
     scope.keys = std::move(both);

@@ -121,6 +121,20 @@ class ServerStore {
   Status Compact(int64_t horizon, int64_t* removed);
   // Every log entry with seq <= this is gone (0: nothing ever compacted).
   Status CompactedThrough(int64_t* seq);
+  // Applies an outbox a device exported (Replica::ExportOutbox) as pushes
+  // from that device's node, acting for `actor` (null: unchecked, for a
+  // server without authentication): the same checks, batch by batch, a
+  // change already held counted as a duplicate. A file that is not an
+  // export, or whose changes are not all of the header's node, applies
+  // nothing.
+  struct ImportReport {
+    int64_t applied = 0, duplicates = 0;
+    std::vector<std::pair<Change, PushResult>> rejected;
+    std::vector<Change> changes;  // applied, for live subscribers
+  };
+  Status ImportOutbox(const std::string& text, const Actor* actor, uint64_t now_ms, HybridClock* clock,
+                      ImportReport* report);
+
   // ---- identities and scope ------------------------------------------------
   // Adds or replaces a user. The id must be a valid row id.
   Status PutUser(const User& u);
@@ -134,11 +148,13 @@ class ServerStore {
   // "*", the regions of the users it sees, and every assignee-scoped row
   // assigned to them (a rep sees their own; a supervisor the team's).
   Status ComputeScope(const Actor& actor, Scope* out);
-  // The keys a device holds, as it last confirmed them (scope_ack, or the
-  // start of a full snapshot). `replace` first forgets every key it had.
-  Status DeviceKeys(NodeId node, std::vector<std::string>* keys);
-  Status UpdateDeviceKeys(NodeId node, const std::vector<std::string>& add, const std::vector<std::string>& remove,
-                          bool replace);
+  // The keys a device holds for a user, as it last confirmed them
+  // (scope_ack, or the start of a full snapshot). Kept per user: another
+  // user on the same node id never inherits them. `replace` first forgets
+  // every key it had.
+  Status DeviceKeys(NodeId node, const std::string& user, std::vector<std::string>* keys);
+  Status UpdateDeviceKeys(NodeId node, const std::string& user, const std::vector<std::string>& add,
+                          const std::vector<std::string>& remove, bool replace);
   // The audit trail of one row: every accepted change still in the log,
   // oldest first, with who made it (user, device; empty for central writes
   // and servers without authentication), its HLC and the receive time.

@@ -351,6 +351,40 @@ void fs_observer_remove(fs_replica* r, uint64_t token) {
 }
 
 
+bool fs_export_outbox(fs_replica* r, const char* path, int64_t* count, fs_error* err) {
+  return Guarded(err, [&] {
+    Status st = NeedReplica(r);
+    if (st.ok()) st = NeedString(path, "path");
+    int64_t n = 0;
+    if (st.ok()) st = r->impl->ExportOutbox(path, &n);
+    if (st.ok() && count) *count = n;
+    return Report(err, st);
+  });
+}
+
+bool fs_sign_out(fs_replica* r, bool force, fs_error* err) {
+  return Guarded(err, [&] {
+    Status st = NeedReplica(r);
+    if (st.ok()) st = r->impl->SignOut(force);
+    if (st.ok()) {
+      std::lock_guard<std::mutex> lock(r->creds_mu);
+      r->token.clear();
+    }
+    return Report(err, st);
+  });
+}
+
+bool fs_replica_delete(const char* path, const char* schema_json, size_t schema_len, bool force, fs_error* err) {
+  return Guarded(err, [&] {
+    Status st = NeedString(path, "path");
+    if (st.ok()) st = NeedString(schema_json, "schema");
+    fieldsync::Schema schema;
+    if (st.ok()) st = fieldsync::Schema::ParseText(Text(schema_json, schema_len), &schema);
+    if (st.ok()) st = fieldsync::Replica::DeleteFile(path, schema, force);
+    return Report(err, st);
+  });
+}
+
 bool fs_set_credentials(fs_replica* r, const char* token, const char* tls_ca_file, fs_error* err) {
   return Guarded(err, [&] {
     Status st = NeedReplica(r);

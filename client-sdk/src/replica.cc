@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -180,6 +182,72 @@ Status Replica::Open(const std::string& path, const Schema& schema, std::unique_
   r->status_.pending = pending;
   r->status_.reason = "not synced since open";
   *out = std::move(r);
+  return Status::OK();
+}
+
+// ---- leaving the device -------------------------------------------------------------
+
+Status Replica::ExportOutbox(const std::string& file, int64_t* count) {
+  std::vector<Change> pending;
+  std::vector<int64_t> seqs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Status st = store_.OutboxPeek(SIZE_MAX >> 1, &pending, &seqs);
+    if (!st.ok()) return st;
+  }
+  // Written to a temporary name and renamed: a crash never leaves half a file
+  // that looks whole.
+  std::string tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) return Status::IoError("cannot write " + tmp);
+    out << json({{"fieldsync_outbox", 1}, {"node", ToHex(node_)}, {"schema", store_.schema().fingerprint()},
+                 {"changes", pending.size()}})
+               .dump()
+        << "\n";
+    for (const Change& c : pending) out << ChangeToJson(c).dump() << "\n";
+    out.flush();
+    if (!out) return Status::IoError("writing " + tmp + " failed");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
+  if (ec) return Status::IoError("cannot rename " + tmp + " to " + file + ": " + ec.message());
+  *count = static_cast<int64_t>(pending.size());
+  return Status::OK();
+}
+
+Status Replica::SignOut(bool force) {
+  int64_t n = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Status st = store_.OutboxCount(&n);
+    if (!st.ok()) return st;
+  }
+  if (n > 0 && !force)
+    return Status(Code::kBusy, std::to_string(n) + " change(s) not yet acknowledged by the server: sync or export "
+                               "them first, or force");
+  StopBackgroundSync();
+  return Status::OK();
+}
+
+Status Replica::DeleteFile(const std::string& path, const Schema& schema, bool force) {
+  if (!std::filesystem::exists(path)) return Status::NotFound("no replica file " + path);
+  {
+    store::Store probe;
+    store::OpenOptions o;
+    o.create = false;
+    Status st = probe.Open(path, schema, o);
+    int64_t n = 0;
+    if (st.ok()) st = probe.OutboxCount(&n);
+    probe.Close();
+    if (!st.ok() && !force) return st;
+    if (n > 0 && !force)
+      return Status(Code::kBusy, path + " holds " + std::to_string(n) +
+                                     " change(s) not yet acknowledged by the server: sync or export them first, or force");
+  }
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix, ec);
+  if (std::filesystem::exists(path)) return Status::IoError("cannot delete " + path);
   return Status::OK();
 }
 

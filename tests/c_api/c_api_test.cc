@@ -441,6 +441,19 @@ TEST(CApi, ErrorPathsReturnTheirDocumentedCodes) {
   EXPECT_EQ(code(fs_sync_once(h.r, "wss://127.0.0.1:1/", nullptr, &err)), FS_ERR_IO);  // the CA file is unreadable
   EXPECT_NE(std::string(err.message).find("ca.pem"), std::string::npos) << err.message;
   EXPECT_EQ(code(fs_set_credentials(h.r, nullptr, nullptr, &err)), FS_OK);
+  // Leaving the device: h.r holds unsent changes.
+  EXPECT_EQ(code(fs_sign_out(h.r, false, &err)), FS_ERR_BUSY);
+  EXPECT_EQ(code(fs_sign_out(closed.r, true, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code(fs_replica_delete(dir.File("r.db").c_str(), schema.data(), schema.size(), false, &err)), FS_ERR_BUSY);
+  EXPECT_EQ(code(fs_replica_delete(dir.File("none.db").c_str(), schema.data(), schema.size(), true, &err)),
+            FS_ERR_NOT_FOUND);
+  EXPECT_EQ(code(fs_replica_delete(nullptr, schema.data(), schema.size(), true, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_export_outbox(h.r, nullptr, nullptr, &err)), FS_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(code(fs_export_outbox(closed.r, "x", nullptr, &err)), FS_ERR_CLOSED);
+  EXPECT_EQ(code(fs_export_outbox(h.r, dir.File("no/such/dir/out.jsonl").c_str(), nullptr, &err)), FS_ERR_IO);
+  int64_t exported = -1;
+  EXPECT_EQ(code(fs_export_outbox(h.r, dir.File("out.jsonl").c_str(), &exported, &err)), FS_OK);
+  EXPECT_GT(exported, 0);
   fs_sync_report rep{};
   rep.pushed = -1;
   EXPECT_EQ(code(fs_sync_once(h.r, "ws://127.0.0.1:1/", &rep, &err)), FS_ERR_IO);

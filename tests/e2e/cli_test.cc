@@ -46,14 +46,19 @@ Result Cli(const std::vector<std::string>& args) {
 // `fieldsync server` as a child process; stopped with SIGTERM.
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::string& data) {
+  explicit ServerProcess(const std::string& data, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {FIELDSYNC_CLI, "server", "--data", data, "--port", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     int fds[2];
     if (::pipe(fds) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(fds[1], 1);
       ::close(fds[0]);
-      ::execl(FIELDSYNC_CLI, FIELDSYNC_CLI, "server", "--data", data.c_str(), "--port", "0", (char*)nullptr);
+      ::execv(FIELDSYNC_CLI, argv.data());
       ::_exit(127);
     }
     ::close(fds[1]);
@@ -88,13 +93,67 @@ TEST(Cli, EveryCommandHasHelp) {
   Result top = Cli({"--help"});
   EXPECT_EQ(top.code, 0);
   for (const char* c : {"server", "demo", "import", "put", "new", "get", "delete", "inc", "query", "sync", "status",
-                        "dump", "conflicts", "restore", "rejections", "new-id"}) {
+                        "dump", "conflicts", "restore", "rejections", "new-id", "user", "token", "revoke", "history",
+                        "export-outbox", "import-outbox", "delete-replica"}) {
     EXPECT_NE(top.out.find(std::string("fieldsync ") + c), std::string::npos) << c;
     Result r = Cli({c, "--help"});
     EXPECT_EQ(r.code, 0) << c;
     EXPECT_NE(r.out.find("Usage: fieldsync " + std::string(c)), std::string::npos) << r.out;
   }
   EXPECT_EQ(Cli({"frobnicate"}).code, 2);
+}
+
+TEST(Cli, UsersTokensAuditAndTheWayOut) {
+  TempDir dir;
+  std::string data = dir.File("srv"), key = dir.File("auth.key"), a = dir.File("li.db");
+  std::ofstream(key) << "0123456789abcdef0123456789abcdef0123456789abcdef\n";
+  std::ofstream(dir.File("short.key")) << "tooshort\n";
+  EXPECT_EQ(Cli({"user", "--server-data", data, "li", "--role", "rep", "--team", "north"}).code, 0);
+  EXPECT_EQ(Cli({"user", "--server-data", data, "zhao", "--role", "rep", "--team", "south"}).code, 0);
+  EXPECT_EQ(Cli({"user", "--server-data", data, "x", "--role", "boss"}).code, 2);
+  std::ofstream(dir.File("acc.jsonl")) << R"({"table":"accounts","id":"hm1","name":"HM","assigned_rep":"li"})" << "\n";
+  ASSERT_EQ(Cli({"import", "--server-data", data, dir.File("acc.jsonl")}).code, 0);
+  Result tok = Cli({"token", "--server-data", data, "--auth-key-file", key, "--user", "li", "--device", "tab-li"});
+  ASSERT_EQ(tok.code, 0) << tok.out;
+  std::ofstream(dir.File("li.token")) << tok.out;
+  EXPECT_EQ(Cli({"token", "--server-data", data, "--auth-key-file", key, "--user", "ghost", "--device", "t"}).code, 1);
+  EXPECT_NE(Cli({"token", "--server-data", data, "--auth-key-file", dir.File("short.key"), "--user", "li", "--device",
+                 "t"}).out.find("at least 32"),
+            std::string::npos);
+  EXPECT_NE(Cli({"server", "--data", data, "--production"}).code, 0);  // no key, no TLS: refused
+
+  ServerProcess srv(data, {"--auth-key-file", key});
+  ASSERT_FALSE(srv.url().empty());
+  Result no_token = Cli({"sync", "--replica", a, "--url", srv.url()});
+  EXPECT_EQ(no_token.code, 1);
+  EXPECT_NE(no_token.out.find("unauthenticated"), std::string::npos) << no_token.out;
+  Result ok = Cli({"sync", "--replica", a, "--url", srv.url(), "--token-file", dir.File("li.token")});
+  ASSERT_EQ(ok.code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("snapshot rows 1"), std::string::npos) << ok.out;
+  ASSERT_EQ(Cli({"put", "--replica", a, "accounts", "hm1", R"({"phone":"021-1"})"}).code, 0);
+  ASSERT_EQ(Cli({"sync", "--replica", a, "--url", srv.url(), "--token-file", dir.File("li.token")}).code, 0);
+  Result hist = Cli({"history", "--server-data", data, "accounts", "hm1"});
+  ASSERT_EQ(hist.code, 0);
+  EXPECT_NE(hist.out.find(R"("column":"phone")"), std::string::npos) << hist.out;
+  EXPECT_NE(hist.out.find(R"("device":"tab-li")"), std::string::npos) << hist.out;
+  EXPECT_NE(hist.out.find(R"("user":"li")"), std::string::npos) << hist.out;
+
+  // Offline work, then the tablet is handed back: export, refuse to delete, import.
+  ASSERT_EQ(Cli({"put", "--replica", a, "accounts", "hm1", R"({"fax":"021-2"})"}).code, 0);
+  Result del = Cli({"delete-replica", "--replica", a});
+  EXPECT_EQ(del.code, 1);
+  EXPECT_NE(del.out.find("not yet acknowledged"), std::string::npos) << del.out;
+  Result exp = Cli({"export-outbox", "--replica", a, dir.File("out.jsonl")});
+  EXPECT_NE(exp.out.find("exported 1"), std::string::npos) << exp.out;
+  EXPECT_EQ(Cli({"delete-replica", "--replica", a, "--force"}).code, 0);
+  Result imp_c = Cli({"import-outbox", "--server-data", data, "--user", "zhao", dir.File("out.jsonl")});
+  EXPECT_NE(imp_c.out.find("refused 1"), std::string::npos) << imp_c.out;
+  Result imp = Cli({"import-outbox", "--server-data", data, "--user", "li", dir.File("out.jsonl")});
+  EXPECT_NE(imp.out.find("applied 1"), std::string::npos) << imp.out;
+  EXPECT_NE(Cli({"dump", "--server-data", data}).out.find("021-2"), std::string::npos);
+  EXPECT_EQ(Cli({"revoke", "--server-data", data, "--device", "tab-li"}).code, 0);
+  Result revoked = Cli({"sync", "--replica", dir.File("new.db"), "--url", srv.url(), "--token-file", dir.File("li.token")});
+  EXPECT_NE(revoked.out.find("revoked"), std::string::npos) << revoked.out;
 }
 
 TEST(Cli, TwoReplicasEditedOfflineInConflictDumpIdentically) {

@@ -4,7 +4,10 @@
 // server's rows filtered by its user's scope, computed here independently
 // of the server's own bookkeeping (from the rows' parent columns and the
 // accounts' assignees), before and after a reassignment.
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -311,6 +314,58 @@ TEST_F(Territory, SupervisorsAssignOnlyWithinTheirTeam) {
   auto c = Open("c");
   ASSERT_TRUE(c->Sync(Options("rep_c")).ok());
   EXPECT_EQ(c->Get("accounts", "acc_b1", &row).code(), Code::kNotFound);
+}
+
+// ---- leaving the device -------------------------------------------------------------------
+
+TEST_F(Territory, NothingUnsentIsLostOnTheWayOut) {
+  std::string path = dir_.File("leaving.db");
+  std::unique_ptr<Replica> a;
+  ASSERT_TRUE(Replica::Open(path, schema_, &a).ok());
+  ASSERT_TRUE(a->Sync(Options("rep_a")).ok());
+  ASSERT_TRUE(a->Put("accounts", "acc_a1", {{"phone", "typed, never synced"}}).ok());
+  ASSERT_TRUE(a->Put("visits", "v_last", {{"account_id", "acc_a1"}, {"summary", "last visit before leaving"}}).ok());
+  EXPECT_EQ(a->SignOut(false).code(), Code::kBusy);
+  EXPECT_EQ(Replica::DeleteFile(path, schema_, false).code(), Code::kBusy);
+  int64_t n = 0;
+  std::string file = dir_.File("outbox.jsonl");
+  ASSERT_TRUE(a->ExportOutbox(file, &n).ok());
+  EXPECT_EQ(n, 3);
+  EXPECT_TRUE(a->SignOut(true).ok());
+  a.reset();
+  ASSERT_TRUE(Replica::DeleteFile(path, schema_, true).ok());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_EQ(Replica::DeleteFile(path, schema_, true).code(), Code::kNotFound);
+
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  store::Actor rep_a, rep_c;
+  bool found = false;
+  ASSERT_TRUE(server_.hub().GetUser("rep_a", &rep_a.user, &found).ok() && found);
+  ASSERT_TRUE(server_.hub().GetUser("rep_c", &rep_c.user, &found).ok() && found);
+  // Under another rep's identity it is refused change by change.
+  store::ServerStore::ImportReport rep;
+  ASSERT_TRUE(server_.hub().ImportOutbox(text.str(), &rep_c, &rep).ok());
+  EXPECT_EQ(rep.applied, 0);
+  ASSERT_EQ(rep.rejected.size(), 3u);
+  EXPECT_EQ(rep.rejected[0].second.code, Code::kPermissionDenied);
+  // A damaged file applies nothing.
+  std::string cut = text.str().substr(0, text.str().rfind('\n', text.str().size() - 2) + 1);
+  EXPECT_EQ(server_.hub().ImportOutbox(cut, &rep_a, &rep).code(), Code::kInvalidArgument);
+  EXPECT_EQ(server_.hub().ImportOutbox("{\"table\":\"accounts\"}\n", &rep_a, &rep).code(), Code::kInvalidArgument);
+  EXPECT_EQ(server_.Dump().find("typed, never synced"), std::string::npos);
+  // As its own user: applied, and a second import is all duplicates.
+  ASSERT_TRUE(server_.hub().ImportOutbox(text.str(), &rep_a, &rep).ok());
+  EXPECT_EQ(rep.applied, 3);
+  ASSERT_TRUE(server_.hub().ImportOutbox(text.str(), &rep_a, &rep).ok());
+  EXPECT_EQ(rep.applied, 0);
+  EXPECT_EQ(rep.duplicates, 3);
+  EXPECT_NE(server_.Dump().find("typed, never synced"), std::string::npos);
+  auto sup = Open("sup");
+  ASSERT_TRUE(sup->Sync(Options("sup_n")).ok());
+  json row;
+  ASSERT_TRUE(sup->Get("visits", "v_last", &row).ok());
 }
 
 // ---- requests that bypass the SDK ---------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,7 +35,7 @@ struct Args {
 };
 
 // Flags that take no value.
-const char* kFlags[] = {"help", "live", "desc", "all", "json", "keep", "production", "inactive"};
+const char* kFlags[] = {"help", "live", "desc", "all", "json", "keep", "production", "inactive", "force"};
 
 bool IsFlag(const std::string& name) {
   for (const char* f : kFlags)
@@ -222,6 +223,59 @@ int CmdHistory(const Args& a) {
     if (e.change.op != Op::kDelete) j["value"] = e.change.value;
     std::cout << j.dump() << "\n";
   }
+  return 0;
+}
+
+int CmdExportOutbox(const Args& a) {
+  if (a.pos.size() != 1) return Usage("export-outbox takes one FILE");
+  std::unique_ptr<Replica> r;
+  Status st = OpenReplica(a, &r);
+  if (!st.ok()) return Fail(st);
+  int64_t n = 0;
+  if (!(st = r->ExportOutbox(a.pos[0], &n)).ok()) return Fail(st);
+  std::cout << "exported " << n << " unacknowledged change(s) to " << a.pos[0] << "\n";
+  return 0;
+}
+
+int CmdImportOutbox(const Args& a) {
+  if (a.pos.size() != 1) return Usage("import-outbox takes one FILE");
+  store::ServerStore ss;
+  Status st = OpenServerStore(a, &ss);
+  if (!st.ok()) return Fail(st);
+  std::ifstream in(a.pos[0], std::ios::binary);
+  if (!in) return Fail(Status::IoError("cannot read " + a.pos[0]));
+  std::stringstream text;
+  text << in.rdbuf();
+  // As the device's user when given (the checks of a push), else unchecked.
+  std::optional<store::Actor> actor;
+  if (a.Has("user")) {
+    actor.emplace();
+    bool found = false;
+    if (!(st = ss.GetUser(a.Get("user"), &actor->user, &found)).ok()) return Fail(st);
+    if (!found) return Fail(Status::NotFound("no user '" + a.Get("user") + "'"));
+    actor->device = a.Get("device", "imported");
+  }
+  HybridClock clock(ss.node());
+  Hlc last = 0;
+  if (!(st = ss.MaxHlc(&last)).ok()) return Fail(st);
+  clock.Restore(last);
+  store::ServerStore::ImportReport rep;
+  if (!(st = ss.ImportOutbox(text.str(), actor ? &*actor : nullptr, SystemMillis(), &clock, &rep)).ok()) return Fail(st);
+  std::cout << "applied " << rep.applied << ", already held " << rep.duplicates << ", refused " << rep.rejected.size()
+            << "\n";
+  for (const auto& [c, r] : rep.rejected)
+    std::cout << "  refused " << c.table << "/" << c.row << (c.column.empty() ? "" : "." + c.column) << ": "
+              << CodeName(r.code) << ": " << r.message << "\n";
+  return 0;
+}
+
+int CmdDeleteReplica(const Args& a) {
+  if (!a.Has("replica")) return Usage("delete-replica needs --replica FILE");
+  Schema schema;
+  Status st = LoadSchema(a, &schema);
+  if (!st.ok()) return Fail(st);
+  if (!(st = Replica::DeleteFile(a.Get("replica"), schema, a.Has("force"))).ok()) return Fail(st);
+  std::cout << "deleted " << a.Get("replica") << "\n";
   return 0;
 }
 
@@ -519,6 +573,15 @@ const Command kCommands[] = {
      "Prints a signed bearer token for the user's device (default 720 hours).", CmdToken},
     {"revoke", "revoke --server-data DIR (--device ID | --token-id JTI)",
      "Refuses every token of a device (a lost tablet), or one token, from its next connection on.", CmdRevoke},
+    {"export-outbox", "export-outbox --replica FILE OUT",
+     "Writes the replica's unacknowledged changes to OUT (JSON Lines), for import-outbox on the server.",
+     CmdExportOutbox},
+    {"import-outbox", "import-outbox --server-data DIR [--user ID [--device ID]] FILE",
+     "Applies an exported outbox as that device's pushes (with --user, under that user's scope and role);\n"
+     "changes the server already holds count as duplicates, so importing twice is harmless.",
+     CmdImportOutbox},
+    {"delete-replica", "delete-replica --replica FILE [--force]",
+     "Deletes a replica file; refused while it holds unacknowledged changes unless --force.", CmdDeleteReplica},
     {"history", "history --server-data DIR TABLE ID [--limit N]",
      "The audit trail of a row: every accepted change still in the log, with user, device, HLC and receive time.",
      CmdHistory},

@@ -146,6 +146,16 @@ typedef struct fs_sync_report {
  * store). Used by every later sync; a refused token fails a sync with
  * FS_ERR_UNAUTHENTICATED and stops background sync. Copied. */
 FS_API bool fs_set_credentials(fs_replica* r, const char* token, const char* tls_ca_file, fs_error* err);
+/* Leaving the device without losing anything (docs/c-api.md 2.9). Writes the
+ * unacknowledged changes to `path` (JSON Lines) for `fieldsync import-outbox`;
+ * *count (may be NULL) gets how many. */
+FS_API bool fs_export_outbox(fs_replica* r, const char* path, int64_t* count, fs_error* err);
+/* Stops background sync and forgets the token; FS_ERR_BUSY while changes
+ * are unacknowledged, unless force. */
+FS_API bool fs_sign_out(fs_replica* r, bool force, fs_error* err);
+/* Deletes a replica file nobody has open; FS_ERR_BUSY while it holds
+ * unacknowledged changes, unless force. schema_len (size_t)-1: NUL-terminated. */
+FS_API bool fs_replica_delete(const char* path, const char* schema_json, size_t schema_len, bool force, fs_error* err);
 /* One exchange with the server at `url` (ws://host:port/ or wss://). report may be NULL. */
 FS_API bool fs_sync_once(fs_replica* r, const char* url, fs_sync_report* report, fs_error* err);
 /* Background sync: keeps a connection, pushes writes as they happen,

@@ -183,6 +183,23 @@ class Replica {
   // `limit`: what "pending" counts.
   Status PendingChanges(size_t limit, std::vector<Change>* out);
 
+  // ---- leaving the device: nothing unsent is lost ----------------------------
+  // Writes every unacknowledged local change to `file` (JSON Lines: a header
+  // {"fieldsync_outbox": 1, "node": hex, "schema": fingerprint, "changes": n},
+  // then one change per line, oldest first) and sets *count. The server
+  // takes it with `fieldsync import-outbox`, under the same checks as a
+  // push; a change it already holds is a duplicate, so exporting twice or
+  // after a partial sync is harmless. The outbox itself is left as it is.
+  Status ExportOutbox(const std::string& file, int64_t* count);
+  // Stops background sync for a user who signs out. Refused (kBusy, with the
+  // number of unsent changes) while the outbox is not empty, unless `force`:
+  // sync or ExportOutbox first.
+  Status SignOut(bool force);
+  // Deletes a replica file (with its -wal and -shm) that no one has open.
+  // Refused (kBusy) while its outbox holds unacknowledged changes, unless
+  // `force`. A file that does not exist is kNotFound.
+  static Status DeleteFile(const std::string& path, const Schema& schema, bool force);
+
   // ---- observers -------------------------------------------------------------
   uint64_t AddObserver(Observer fn);
   void RemoveObserver(uint64_t token);
