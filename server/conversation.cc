@@ -83,6 +83,20 @@ void Conversation::OnHello(const json& m) {
       if (e.is_string() && ParseEncoding(e.get<std::string>(), &enc)) { encoding_ = enc; break; }
     }
   }
+  // A device with nothing yet says its local date; the accounts of its
+  // visits planned for that day come first in its bootstrap.
+  json first_keys = json::array();
+  if (m.contains("today") && m["today"].is_string() && m["today"].get_ref<const std::string&>().size() == 10) {
+    store::Scope scope;
+    std::vector<std::string> keys;
+    Status st = CurrentScope(&scope);
+    if (st.ok()) st = hub_.FirstKeys(scope, m["today"].get<std::string>(), &keys);
+    if (!st.ok()) {
+      SendError(st, true);
+      return;
+    }
+    first_keys = keys;
+  }
   hello_done_ = true;
   const auto& lim = hub_.options().limits;
   std::string fp = m.contains("schema") && m["schema"].is_string() ? m["schema"].get<std::string>() : "";
@@ -98,6 +112,7 @@ void Conversation::OnHello(const json& m) {
         {"compacted_through", hub_.compacted_through()},
         {"user", actor_ ? json(actor_->user.id) : json()},
         {"role", actor_ ? json(store::RoleName(actor_->user.role)) : json()},
+        {"first_keys", first_keys},
         {"limits", {{"max_frame_bytes", lim.max_frame_bytes},
                     {"max_decompressed_bytes", lim.max_decompressed_bytes},
                     {"max_changes_per_push", lim.max_changes_per_push},
@@ -362,8 +377,15 @@ void Conversation::OnSnapshot(const json& m) {
   json arr = json::array();
   for (const auto& r : rows) arr.push_back(RowStateToJson(r));
   json next = rows.empty() ? json() : json::array({rows.back().table, rows.back().row});
-  Send({{"type", msg::kSnapshot}, {"id", id}, {"cursor", cursor}, {"rows", std::move(arr)}, {"more", more},
-        {"after", next}, {"head", hub_.head()}});
+  json reply = {{"type", msg::kSnapshot}, {"id", id}, {"cursor", cursor}, {"rows", std::move(arr)}, {"more", more},
+                {"after", next}, {"head", hub_.head()}};
+  if (after_table.empty() && after_row.empty() && rows_json.empty()) {
+    // The first page says how many rows the whole snapshot holds: a
+    // progress bar's denominator (rows changed meanwhile may move it a little).
+    int64_t total = 0;
+    if (hub_.CountRows(scope, &total).ok()) reply["total_rows"] = total;
+  }
+  Send(reply);
 }
 
 void Conversation::OnSubscribe(const json& m) {

@@ -85,6 +85,16 @@ Status Hub::ImportOutbox(const std::string& text, const store::Actor* actor, sto
   return st;
 }
 
+Status Hub::FirstKeys(const store::Scope& scope, const std::string& today, std::vector<std::string>* keys) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.FirstKeys(scope, today, opts_.limits.max_scope_keys, keys);
+}
+
+Status Hub::CountRows(const store::Scope& scope, int64_t* n) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.CountRows(scope, n);
+}
+
 Status Hub::PutUser(const store::User& u) {
   std::lock_guard<std::mutex> lock(store_mu_);
   return store_.PutUser(u);

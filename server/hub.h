@@ -87,6 +87,8 @@ class Hub {
   // Applies an exported outbox (ServerStore::ImportOutbox) as its device's
   // pushes, acting for `actor` (null: unchecked); live subscribers are told.
   Status ImportOutbox(const std::string& text, const store::Actor* actor, store::ServerStore::ImportReport* report);
+  Status FirstKeys(const store::Scope& scope, const std::string& today, std::vector<std::string>* keys);
+  Status CountRows(const store::Scope& scope, int64_t* n);
   // What the actor may read and write now (assignments change it).
   Status ComputeScope(const store::Actor& actor, store::Scope* out);
   // The keys a device confirmed holding (ServerStore::DeviceKeys).

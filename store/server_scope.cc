@@ -355,6 +355,44 @@ Status ServerStore::History(const std::string& table, const std::string& row, si
   return st;
 }
 
+Status ServerStore::FirstKeys(const Scope& scope, const std::string& today, size_t limit,
+                              std::vector<std::string>* keys) {
+  keys->clear();
+  std::set<std::string> seen;
+  Status st;
+  for (const auto& t : store_.schema().tables()) {
+    if (t.first_date_column.empty()) continue;
+    // Dates may carry a time ("2026-12-02T09:30"): the day is the prefix.
+    Statement& s = store_.db().Prepare(
+        "SELECT r.key FROM " + ("\"" + t.name + "\"") + " x JOIN fs_rows r ON r.tbl=? AND r.row_id=x.id WHERE substr(x.\"" +
+            t.first_date_column + "\", 1, 10)=? ORDER BY x.id",
+        &st);
+    if (!st.ok()) return st;
+    s.Bind(1, t.name).Bind(2, today);
+    while (s.Step() && keys->size() < limit) {
+      std::string k = s.Text(0);
+      if (scope.Contains(k) && seen.insert(k).second) keys->push_back(k);
+    }
+    st = s.status();
+    s.Reset();
+    if (!st.ok()) return st;
+  }
+  return Status::OK();
+}
+
+Status ServerStore::CountRows(const Scope& scope, int64_t* n) {
+  Status st;
+  Statement& s = scope.all ? store_.db().Prepare("SELECT count(*) FROM fs_rows", &st)
+                           : store_.db().Prepare(
+                                 "SELECT count(*) FROM fs_rows WHERE key IN (SELECT value FROM json_each(?))", &st);
+  if (!st.ok()) return st;
+  if (!scope.all) s.Bind(1, scope.KeysJson());
+  *n = s.Step() ? s.Int(0) : 0;
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
 Status ServerStore::RowKey(const std::string& table, const std::string& row, std::string* key, bool* found) {
   *found = false;
   Status st;

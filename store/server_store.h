@@ -163,6 +163,12 @@ class ServerStore {
     std::string user, device;
   };
   Status History(const std::string& table, const std::string& row, size_t limit, std::vector<AuditEntry>* out);
+  // The keys a new device should load first: those of rows of tables with
+  // a bootstrap_first rule dated `today` (YYYY-MM-DD), within `scope`, at
+  // most `limit`. Today's planned visits give their accounts.
+  Status FirstKeys(const Scope& scope, const std::string& today, size_t limit, std::vector<std::string>* keys);
+  // How many rows (live or deleted) a snapshot of `scope` holds.
+  Status CountRows(const Scope& scope, int64_t* n);
   // The scope key of a row, if the server holds it.
   Status RowKey(const std::string& table, const std::string& row, std::string* key, bool* found);
 

@@ -172,6 +172,17 @@ Status ParseScope(const json& tj, TableDef* t) {
   return Status::OK();
 }
 
+Status ParseBootstrapFirst(const json& tj, TableDef* t) {
+  if (!tj.contains("bootstrap_first")) return Status::OK();
+  const json& b = tj["bootstrap_first"];
+  std::string col = b.is_object() ? b.value("date_column", "") : "";
+  const ColumnDef* c = t->Find(col);
+  if (!c || c->type != ColumnType::kDate)
+    return Status::Schema("table '" + t->name + "': bootstrap_first needs a 'date_column' of type date");
+  t->first_date_column = col;
+  return Status::OK();
+}
+
 }  // namespace
 
 const char* ScopeRuleName(ScopeRule r) {
@@ -225,6 +236,7 @@ Status Schema::Parse(const json& doc, Schema* out) {
     if (!t.parent_column.empty() && !t.Find(t.parent_column))
       return Status::Schema("table '" + t.name + "': parent column '" + t.parent_column + "' is not a column");
     if (Status st = ParseScope(tj, &t); !st.ok()) return st;
+    if (Status st = ParseBootstrapFirst(tj, &t); !st.ok()) return st;
     s.by_name_[t.name] = s.tables_.size();
     s.tables_.push_back(std::move(t));
   }

@@ -70,6 +70,10 @@ struct TableDef {
   std::string parent_table;
   ScopeRule scope = ScopeRule::kEveryone;
   std::string scope_column;   // for kRegion and kAssignee
+  // "bootstrap_first": {"date_column": c}: a new device loads the keys of
+  // this table's rows dated today before the rest of its scope (the
+  // accounts of today's planned visits). Empty: no such rule.
+  std::string first_date_column;
   std::vector<ColumnDef> columns;
 
   const ColumnDef* Find(const std::string& column) const;

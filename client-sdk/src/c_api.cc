@@ -435,6 +435,9 @@ char* fs_sync_status(fs_replica* r, fs_error* err) {
               {"cursor", s.cursor},
               {"last_sync_ms", s.last_sync_ms},
               {"last_error", s.last_error},
+              {"progress_rows", s.progress_rows},
+              {"progress_total_rows", s.progress_total_rows},
+              {"progress_bytes", s.progress_bytes},
               {"attempts", s.attempts}};
     return Dup(j.dump());
   });

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -722,6 +723,7 @@ class Replica::Session {
                   {"schema", r_->schema().fingerprint()},
                   {"cursor", CurrentCursor()},
                   {"encodings", opts_.msgpack ? json::array({"msgpack", "json"}) : json::array({"json"})}};
+    if (CurrentCursor() == 0) hello["today"] = opts_.today.empty() ? LocalDate() : opts_.today;
     if (!(st = Send(hello)).ok()) return st;
     json welcome;
     if (!(st = Await(msg::kWelcome, nullptr, &welcome)).ok()) return st;
@@ -729,6 +731,10 @@ class Replica::Session {
       return Status(Code::kUnsupported, "server answered with another protocol version");
     Encoding enc;
     if (ParseEncoding(welcome.value("encoding", "json"), &enc)) enc_ = enc;
+    first_keys_.clear();
+    if (welcome.contains("first_keys") && welcome["first_keys"].is_array())
+      for (const auto& k : welcome["first_keys"])
+        if (k.is_string()) first_keys_.push_back(k.get<std::string>());
     if (welcome.contains("limits") && welcome["limits"].is_object()) {
       const json& l = welcome["limits"];
       server_max_push_ = l.value("max_changes_per_push", server_max_push_);
@@ -909,7 +915,27 @@ class Replica::Session {
       pending_snapshot = (found && !progress.empty()) || (r_->status_.cursor == 0 && !any);
     }
     if (pending_snapshot) {
-      Status st = Snapshot();
+      // A new device: the accounts of today's visits first, so the rep can
+      // start work while the rest of the territory loads.
+      bool early = false;
+      if (!first_keys_.empty() && r_->status_.cursor == 0) {
+        std::lock_guard<std::mutex> lock(r_->mu_);
+        bool any = true;
+        std::string progress;
+        bool found = false;
+        Status st = r_->store_.HasState(&any);
+        if (st.ok()) st = r_->store_.GetMeta(kMetaSnapshot, &progress, &found);
+        if (!st.ok()) return st;
+        early = !any && !(found && !progress.empty());
+        // A crash between the two phases resumes as a whole snapshot (the
+        // marker is a snapshot in progress that has no page yet).
+        if (early && !(st = r_->store_.SetMeta(kMetaSnapshot, R"({"early":true})")).ok()) return st;
+      }
+      if (early) {
+        SetProgress("loading the accounts of today's visits first");
+        if (Status st = LoadKeys(first_keys_); !st.ok()) return st;
+      }
+      Status st = Snapshot(/*rebootstrap=*/false, /*keep_loaded=*/early);
       if (!st.ok()) return st;
     }
     int resyncs = 0, scope_rounds = 0;
@@ -958,6 +984,20 @@ class Replica::Session {
     }
     if (!add.empty()) {
       SetProgress("the scope moved: loading " + std::to_string(add.size()) + " new accounts and areas");
+      if (!(st = LoadKeys(add)).ok()) return st;
+    }
+    int64_t id = ++request_id_;
+    if (!(st = Send({{"type", msg::kScopeAck}, {"id", id}, {"add", add}, {"remove", evicted}})).ok()) return st;
+    json ack;
+    return Await(msg::kScopeAck, id, &ack);
+  }
+
+  // Loads the rows of these scope keys as the server holds them (a partial
+  // snapshot), without moving the cursor.
+  Status LoadKeys(const std::vector<std::string>& add) {
+    Status st;
+    ResetProgress();
+    {
       json after;
       for (;;) {
         int64_t id = ++request_id_;
@@ -980,22 +1020,47 @@ class Replica::Session {
         std::vector<ChangeEvent> events;
         if (!(st = r_->InstallScopePage(rows, &events)).ok()) return st;
         report_.snapshot_rows += static_cast<int64_t>(rows.size());
+        NoteProgress(reply, rows.size());
         r_->Notify(events);
         if (!more) break;
         after = json::array({rows.back().table, rows.back().row});
       }
     }
-    int64_t id = ++request_id_;
-    if (!(st = Send({{"type", msg::kScopeAck}, {"id", id}, {"add", add}, {"remove", evicted}})).ok()) return st;
-    json ack;
-    return Await(msg::kScopeAck, id, &ack);
+    return Status::OK();
+  }
+
+  void ResetProgress() {
+    std::lock_guard<std::mutex> lock(r_->mu_);
+    r_->status_.progress_rows = r_->status_.progress_total_rows = r_->status_.progress_bytes = 0;
+    progress_bytes_from_ = report_.bytes_received;
+  }
+
+  void NoteProgress(const json& reply, size_t rows) {
+    std::lock_guard<std::mutex> lock(r_->mu_);
+    if (reply.contains("total_rows") && reply["total_rows"].is_number_integer())
+      r_->status_.progress_total_rows = reply["total_rows"].get<int64_t>();
+    r_->status_.progress_rows += static_cast<int64_t>(rows);
+    r_->status_.progress_total_rows = std::max(r_->status_.progress_total_rows, r_->status_.progress_rows);
+    r_->status_.progress_bytes = report_.bytes_received - progress_bytes_from_;
+  }
+
+  static std::string LocalDate() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+    return buf;
   }
 
   // Loads the server's current state page by page (docs/protocol.md,
   // "Snapshot"), resuming an interrupted one from its last page.
   // `rebootstrap`: the replica's own state is out of date and is replaced.
-  Status Snapshot(bool rebootstrap = false) {
+  // `keep_loaded`: rows loaded just before (today's accounts) stay; a new
+  // device has nothing else to remove.
+  Status Snapshot(bool rebootstrap = false, bool keep_loaded = false) {
     SetProgress("loading a snapshot of the server's state");
+    ResetProgress();
     int64_t cursor = -1;
     json after;
     if (!rebootstrap) {
@@ -1012,7 +1077,7 @@ class Replica::Session {
     }
     // The first page of a fresh start replaces whatever the replica holds
     // (nothing, on a new device); a resumed snapshot continues its pages.
-    bool wipe = cursor < 0;
+    bool wipe = cursor < 0 && !keep_loaded;
     std::set<std::pair<std::string, std::string>> stale;
     int restarts = 0;
     // The next page is asked for as soon as a page arrives, before that page
@@ -1061,6 +1126,7 @@ class Replica::Session {
       if (!(st = r_->InstallSnapshotPage(rows, wipe, at, !more, next, &stale, &events)).ok()) return st;
       wipe = false;
       report_.snapshot_rows += static_cast<int64_t>(rows.size());
+      NoteProgress(reply, rows.size());
       report_.cursor = at;
       r_->Notify(events);
       if (!more) return Status::OK();
@@ -1257,6 +1323,8 @@ class Replica::Session {
   std::set<Hlc> restamped_here_;  // stamps this session gave to re-stamped changes
   int64_t request_id_ = 0;
   bool resync_ = false;
+  std::vector<std::string> first_keys_;  // welcome.first_keys: load these first on a new device
+  int64_t progress_bytes_from_ = 0;
   SyncReport report_;
 
   int64_t CurrentCursor() {

@@ -316,6 +316,45 @@ TEST_F(Territory, SupervisorsAssignOnlyWithinTheirTeam) {
   EXPECT_EQ(c->Get("accounts", "acc_b1", &row).code(), Code::kNotFound);
 }
 
+TEST_F(Territory, ANewDeviceLoadsTodaysAccountsFirstAndReportsProgress) {
+  std::vector<Change> applied;
+  ASSERT_TRUE(server_.hub()
+                  .WriteRows({{{"table", "visits"}, {"id", "v_today"}, {"account_id", "acc_a2"},
+                               {"planned_date", "2026-12-02T09:30"}},
+                              {{"table", "visits"}, {"id", "v_tomorrow"}, {"account_id", "acc_a1"},
+                               {"planned_date", "2026-12-03"}},
+                              {{"table", "visits"}, {"id", "v_today_c"}, {"account_id", "acc_c1"},
+                               {"planned_date", "2026-12-02"}}},
+                             &applied)
+                  .ok());
+  auto a = Open("a");
+  std::vector<std::vector<std::string>> batches;
+  a->AddObserver([&](const std::vector<ChangeEvent>& events) {
+    std::vector<std::string> b;
+    for (const auto& e : events) b.push_back(e.table + "/" + e.id);
+    batches.push_back(b);
+  });
+  SyncOptions o = Options("rep_a");
+  o.today = "2026-12-02";
+  ASSERT_TRUE(a->Sync(o).ok());
+  ASSERT_FALSE(batches.empty());
+  // The first rows to arrive are acc_a2's (today's visit), all of them, and
+  // nothing of acc_a1 nor of rep_c's account with a visit today.
+  std::vector<std::string> order;
+  for (const auto& b : batches) order.insert(order.end(), b.begin(), b.end());
+  ASSERT_GE(order.size(), 9u);
+  std::set<std::string> first(order.begin(), order.begin() + 9);
+  std::set<std::string> todays = {"accounts/acc_a2",         "contacts/ct_acc_a2",     "visits/v_acc_a2",
+                                  "visits/v_today",          "store_checks/sc_acc_a2", "store_check_lines/l0_acc_a2",
+                                  "store_check_lines/l1_acc_a2", "orders/o_acc_a2",    "order_lines/ol_acc_a2"};
+  EXPECT_EQ(first, todays);  // the whole of today's account, before anything else
+  ExpectHoldsItsScope(*a, "rep_a");
+  SyncStatus s = a->GetSyncStatus();
+  EXPECT_EQ(s.progress_total_rows, static_cast<int64_t>(Expected("rep_a").size()));
+  EXPECT_EQ(s.progress_rows, s.progress_total_rows);
+  EXPECT_GT(s.progress_bytes, 0);
+}
+
 // ---- leaving the device -------------------------------------------------------------------
 
 TEST_F(Territory, NothingUnsentIsLostOnTheWayOut) {

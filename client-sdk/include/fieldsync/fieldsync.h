@@ -163,7 +163,8 @@ FS_API bool fs_sync_once(fs_replica* r, const char* url, fs_sync_report* report,
 FS_API bool fs_sync_start(fs_replica* r, const char* url, fs_error* err);
 FS_API void fs_sync_stop(fs_replica* r);
 /* {"state": "idle|connecting|syncing|live|backoff|paused|stopped", "reason",
- *  "pending", "cursor", "last_sync_ms", "last_error", "attempts"}; free with fs_free. */
+ *  "pending", "cursor", "last_sync_ms", "last_error", "attempts", "progress_rows", "progress_total_rows",
+ *  "progress_bytes" (a snapshot loading: rows of how many, bytes so far)}; free with fs_free. */
 FS_API char* fs_sync_status(fs_replica* r, fs_error* err);
 
 /* ---- mobile lifecycle ---------------------------------------------------------------- */

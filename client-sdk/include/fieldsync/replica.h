@@ -74,6 +74,9 @@ struct SyncOptions {
   // kUnauthenticated, and background sync stops instead of retrying.
   std::string token;
   std::string tls_ca_file;    // PEM CA bundle that verifies a wss:// server; empty = the system's
+  // The device's local date, YYYY-MM-DD, sent by a new replica so that the
+  // accounts of today's planned visits load first. Empty = today's date.
+  std::string today;
   int connect_timeout_ms = 5000;
   int request_timeout_ms = 30000;
   size_t push_batch = 1000;   // changes per push message (capped by the server)
@@ -106,6 +109,13 @@ struct SyncStatus {
   int64_t cursor = 0;         // last server position applied
   uint64_t last_sync_ms = 0;  // wall time of the last successful sync, 0 = never
   std::string last_error;     // empty when the last attempt succeeded
+  // While a snapshot loads (a new device, a re-bootstrap, a scope that grew):
+  // rows installed so far of how many, and bytes received so far. A new
+  // device first loads the accounts of today's visits (their own total),
+  // then its whole scope.
+  int64_t progress_rows = 0;
+  int64_t progress_total_rows = 0;
+  int64_t progress_bytes = 0;
   int attempts = 0;           // consecutive failures (background mode)
 };
 const char* SyncStateName(SyncStatus::State s);
