@@ -86,7 +86,8 @@ void Conversation::OnHello(const json& m) {
   // A device with nothing yet says its local date; the accounts of its
   // visits planned for that day come first in its bootstrap.
   json first_keys = json::array();
-  if (m.contains("today") && m["today"].is_string() && m["today"].get_ref<const std::string&>().size() == 10) {
+  if (cursor == 0 && m.contains("today") && m["today"].is_string() &&
+      m["today"].get_ref<const std::string&>().size() == 10) {
     store::Scope scope;
     std::vector<std::string> keys;
     Status st = CurrentScope(&scope);
@@ -159,7 +160,12 @@ void Conversation::OnPush(const json& m) {
     else { own.push_back(changes[i]); own_index.push_back(i); }
   }
   std::vector<store::PushResult> own_results;
-  Status st = hub_.Push(own, &own_results, &applied, actor_ ? &*actor_ : nullptr);
+  Status st;
+  if (actor_) {
+    store::Scope ignored;
+    st = CurrentScope(&ignored);  // refreshes the user; a deactivated one is refused
+  }
+  if (st.ok()) st = hub_.Push(own, &own_results, &applied, actor_ ? &*actor_ : nullptr);
   if (!st.ok()) {
     hub_.Log(Tag() + ": push failed, nothing applied: " + st.ToString());
     SendError(st, false, batch);
@@ -230,6 +236,14 @@ Status Conversation::CurrentScope(store::Scope* scope) {
     scope->all = true;
     return Status::OK();
   }
+  // The user as they are now: a role, team or region change counts at once,
+  // and a deactivated user's connection ends.
+  bool found = false;
+  store::User now;
+  Status st = hub_.GetUser(actor_->user.id, &now, &found);
+  if (!st.ok()) return st;
+  if (!found || !now.active) return Status(Code::kUnauthenticated, "user '" + actor_->user.id + "' is deactivated");
+  actor_->user = now;
   return hub_.ComputeScope(*actor_, scope);
 }
 
@@ -275,6 +289,14 @@ void Conversation::OnScopeAck(const json& m) {
     Send({{"type", msg::kScopeAck}, {"id", id}});
     return;
   }
+  // A device confirms what it loaded, but it may only come to hold what its
+  // user may read now: held keys grant write access (section 8.9).
+  store::Scope scope;
+  if (Status st = CurrentScope(&scope); !st.ok()) {
+    SendError(st, false, id);
+    return;
+  }
+  std::erase_if(lists[0], [&](const std::string& k) { return !scope.Contains(k); });
   if (Status st = hub_.UpdateDeviceKeys(node_, actor_->user.id, lists[0], lists[1], false); !st.ok()) {
     SendError(st, false, id);
     return;
@@ -359,7 +381,7 @@ void Conversation::OnSnapshot(const json& m) {
     for (const auto& k : keys)
       if (scope.Contains(k)) asked.keys.push_back(k);
     scope = std::move(asked);
-  } else if (actor_ && !scope.all && after_table.empty() && after_row.empty()) {
+  } else if (!partial && actor_ && !scope.all && after_table.empty() && after_row.empty()) {
     // A whole-scope snapshot begins: from here the device holds this scope
     // (what changes meanwhile shows in the next pull's scope diff).
     if (!(st = hub_.UpdateDeviceKeys(node_, actor_->user.id, scope.keys, {}, true)).ok()) {
@@ -460,6 +482,7 @@ void Conversation::SendError(const Status& st, bool fatal, const json& in_reply_
   // Only the peer's own mistakes count against its error budget; the
   // server's storage trouble (io_error) must not disconnect a good client.
   bool peer_fault = st.code() != Code::kIoError;
+  fatal |= st.code() == Code::kUnauthenticated;  // a user deactivated mid-connection
   bool exhausted = !fatal && peer_fault && ++errors_ > hub_.options().max_errors_per_session;
   json e = ErrorMessage(st, fatal || exhausted);
   if (!in_reply_to.is_null()) e["in_reply_to"] = in_reply_to;

@@ -538,14 +538,23 @@ Status ServerStore::Authorize(const Actor& actor, const Change& c, const KeyHint
   }
   if (t->scope == ScopeRule::kAssignee && c.column == t->scope_column && c.value.is_string())
     if (Status a = assignee_ok(c.value.get<std::string>()); !a.ok()) return a;
-  // A row's key is fixed when it is created: its parent (and region) cannot
-  // move it somewhere else later.
-  if (!created && (c.column == t->parent_column || (t->scope == ScopeRule::kRegion && c.column == t->scope_column))) {
-    std::string cur;
-    bool have = false;
-    if (!(st = ReadColumn(store_.db(), c.table, c.column, c.row, &cur, &have)).ok()) return st;
-    if (have && !(c.value.is_string() && c.value.get<std::string>() == cur))
-      return Status::InvalidArgument("the " + c.column + " of " + c.table + "/" + c.row + " cannot change");
+  // A row's key is fixed when it is created: whatever its parent (or
+  // region) column is set to, then or later, must give that same key, so no
+  // value can hang the row under someone else's account.
+  bool parent_col = t->scope == ScopeRule::kParent && c.column == t->parent_column;
+  bool region_col = t->scope == ScopeRule::kRegion && c.column == t->scope_column;
+  if (parent_col || region_col) {
+    std::string implied;
+    bool known = false;
+    if (c.value.is_string() && region_col) {
+      implied = "region/" + c.value.get<std::string>();
+      known = true;
+    } else if (c.value.is_string()) {
+      if (!(st = RowKey(t->parent_table, c.value.get<std::string>(), &implied, &known)).ok()) return st;
+    }
+    if (!known || implied != key)
+      return Status::InvalidArgument("the " + c.column + " of " + c.table + "/" + c.row +
+                                     " cannot move it out of where it was created");
   }
   return Status::OK();
 }

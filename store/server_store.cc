@@ -72,6 +72,7 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
   KeyHints hints;
   CollectKeyHints(store_.schema(), changes, &hints);
   std::map<NodeId, Hlc> compacted;  // per pushing node, read once per batch
+  std::set<std::pair<std::string, std::string>> created_here;  // rows this batch created
   auto fail = [&](const Status& e) {
     applied->clear();  // the transaction rolls back: nothing was applied
     return e;
@@ -130,7 +131,7 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
         v = Status::OK();
       }
     }
-    if (v.ok() && actor) v = Authorize(*actor, c, hints, key, created, &scope);
+    if (v.ok() && actor) v = Authorize(*actor, c, hints, key, created || created_here.count({c.table, c.row}) > 0, &scope);
     if (!v.ok()) {
       if (v.code() == Code::kIoError || v.code() == Code::kCorruption) return fail(v);
       r.result = ChangeResult::kRejected;
@@ -139,6 +140,7 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
       continue;
     }
     if (created && !(st = StoreRowKey(c.table, c.row, key)).ok()) return fail(st);
+    if (created) created_here.insert({c.table, c.row});
     c.server_ms = now_ms;
     c.seq = 0;
     if (!(st = AppendLog(c, key, actor, &c.seq)).ok()) return fail(st);

@@ -192,6 +192,7 @@ class ServerStore {
   Status DeriveRowKey(const Change& c, const KeyHints& hints, std::string* key, bool* created);
   Status StoreRowKey(const std::string& table, const std::string& row, const std::string& key);
   // Checks `c` against the actor's scope and role (see ApplyBatch).
+  // `created`: the row is new in this batch.
   Status Authorize(const Actor& actor, const Change& c, const KeyHints& hints, const std::string& key,
                    bool created, Scope* scope);
   // Keeps fs_rows.owner equal to the row's assignee after `c` applied.

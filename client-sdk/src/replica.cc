@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <fcntl.h>
+#include <unistd.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -210,9 +212,21 @@ Status Replica::ExportOutbox(const std::string& file, int64_t* count) {
     out.flush();
     if (!out) return Status::IoError("writing " + tmp + " failed");
   }
+  // On disk before the name points at it, and the name on disk before we
+  // say so: the next step may well be deleting the replica.
+  auto sync_path = [](const std::string& p) {
+    int fd = ::open(p.c_str(), O_RDONLY);
+    if (fd < 0) return false;
+    bool ok = ::fsync(fd) == 0;
+    ::close(fd);
+    return ok;
+  };
+  if (!sync_path(tmp)) return Status::IoError("cannot fsync " + tmp);
   std::error_code ec;
   std::filesystem::rename(tmp, file, ec);
   if (ec) return Status::IoError("cannot rename " + tmp + " to " + file + ": " + ec.message());
+  std::string parent = std::filesystem::path(file).parent_path().string();
+  if (!sync_path(parent.empty() ? "." : parent)) return Status::IoError("cannot fsync the directory of " + file);
   *count = static_cast<int64_t>(pending.size());
   return Status::OK();
 }
@@ -584,7 +598,19 @@ Status Replica::InstallScopePage(const std::vector<RowState>& rows, std::vector<
     for (const auto& r : *revert)
       if (!here.count(r) && !unsent.count(r)) gone.push_back(r);
     if (!(st = store_.EvictRows(gone)).ok()) return st;
-    if (!(st = store_.SetMeta(kMetaRevert, "")).ok()) return st;
+    // Only what was handled leaves the list; the rest waits for the next sync.
+    std::string text;
+    bool found = false;
+    if (!(st = store_.GetMeta(kMetaRevert, &text, &found)).ok()) return st;
+    json list = found && !text.empty() ? json::parse(text, nullptr, false) : json::array();
+    std::set<std::pair<std::string, std::string>> done(revert->begin(), revert->end());
+    json left = json::array();
+    if (list.is_array())
+      for (const auto& e : list)
+        if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string() &&
+            !done.count({e[0].get<std::string>(), e[1].get<std::string>()}))
+          left.push_back(e);
+    if (!(st = store_.SetMeta(kMetaRevert, left.empty() ? std::string() : left.dump())).ok()) return st;
   }
   Hlc newest = 0;
   for (const RowState& r : rows) {
@@ -737,6 +763,8 @@ class Replica::Session {
         if (k.is_string()) first_keys_.push_back(k.get<std::string>());
     if (welcome.contains("limits") && welcome["limits"].is_object()) {
       const json& l = welcome["limits"];
+      if (l.contains("max_scope_keys") && l["max_scope_keys"].is_number_unsigned())
+        server_max_keys_ = std::max<size_t>(1, l["max_scope_keys"].get<size_t>());
       server_max_push_ = l.value("max_changes_per_push", server_max_push_);
       server_max_frame_ = l.value("max_frame_bytes", server_max_frame_);
       server_max_inflated_ = l.value("max_decompressed_bytes", server_max_inflated_);
@@ -864,7 +892,7 @@ class Replica::Session {
       asked.assign(uniq.begin(), uniq.end());
     }
     if (asked.empty()) return Status::OK();
-    if (asked.size() > limits_.max_scope_keys) asked.resize(limits_.max_scope_keys);  // the rest: next sync
+    if (asked.size() > server_max_keys_) asked.resize(server_max_keys_);  // the rest: next sync
     json rows_req = json::array();
     for (const auto& [t, id] : asked) rows_req.push_back({t, id});
     std::vector<RowState> rows;
@@ -1323,6 +1351,7 @@ class Replica::Session {
   std::set<Hlc> restamped_here_;  // stamps this session gave to re-stamped changes
   int64_t request_id_ = 0;
   bool resync_ = false;
+  size_t server_max_keys_ = Limits{}.max_scope_keys;  // from welcome.limits
   std::vector<std::string> first_keys_;  // welcome.first_keys: load these first on a new device
   int64_t progress_bytes_from_ = 0;
   SyncReport report_;

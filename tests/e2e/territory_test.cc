@@ -264,7 +264,8 @@ TEST_F(Territory, RefusedWritesAreRevertedAndHoldBackOnlyWhatDependsOnThem) {
   ASSERT_TRUE(a->Put("accounts", "acc_a1", {{"assigned_rep", "rep_b"}}).ok());  // supervisors only
   ASSERT_TRUE(a->Put("orders", "o_bad", {{"account_id", "acc_b1"}}).ok());      // not rep_a's account
   ASSERT_TRUE(a->Put("order_lines", "ol_bad", {{"order_id", "o_bad"}, {"quantity", 1}}).ok());
-  ASSERT_TRUE(a->Put("accounts", "acc_new", {{"name", "New prospect"}, {"assigned_rep", "rep_a"}}).ok());
+  // "address" sorts before "assigned_rep": the row exists before it is assigned.
+  ASSERT_TRUE(a->Put("accounts", "acc_new", {{"address", "1 Road"}, {"name", "New prospect"}, {"assigned_rep", "rep_a"}}).ok());
   ASSERT_TRUE(a->Put("contacts", "ct_new", {{"account_id", "acc_new"}, {"name", "owner"}}).ok());
   ASSERT_TRUE(a->Put("accounts", "acc_nobody", {{"name", "unassigned"}}).ok());
   SyncReport rep;
@@ -289,6 +290,8 @@ TEST_F(Territory, RefusedWritesAreRevertedAndHoldBackOnlyWhatDependsOnThem) {
   EXPECT_EQ(a->Get("order_lines", "ol_bad", &row).code(), Code::kNotFound);
   EXPECT_EQ(a->Get("accounts", "acc_nobody", &row).code(), Code::kNotFound);
   EXPECT_TRUE(a->Get("contacts", "ct_new", &row).ok());
+  ASSERT_TRUE(a->Get("accounts", "acc_new", &row).ok());
+  EXPECT_EQ(row["address"], "1 Road");
   ExpectHoldsItsScope(*a, "rep_a");
   std::set<std::string> server = Lines(server_.Dump());
   bool has_new = false;
@@ -456,6 +459,75 @@ TEST_F(Crafted, EveryUnauthorizedWriteIsRefusedWithItsCode) {
   EXPECT_EQ(codes.count(5), 0u);
   std::set<std::string> server = Lines(server_.Dump());
   for (const auto& l : server) EXPECT_EQ(l.find("not mine"), std::string::npos) << l;
+}
+
+TEST_F(Crafted, AForgedScopeAckOrARefusedParentGrantsNothing) {
+  RawPeer p(server_.url(), Token("rep_c", "crafted"));
+  const NodeId node = 0xc0ffee;
+  ASSERT_TRUE(p.Hello(node));
+  // Claiming to hold another rep's account does not make it writable.
+  ASSERT_TRUE(p.Send({{"type", "scope_ack"}, {"id", 9}, {"add", {"accounts/acc_a1"}}}));
+  json reply;
+  ASSERT_TRUE(p.Receive(&reply));
+  ASSERT_EQ(reply["type"], "scope_ack");
+  json ack = Push(p, node, {Set("accounts", "acc_a1", "phone", "forged")});
+  ASSERT_EQ(ack["rejected"].size(), 1u) << ack.dump();
+  EXPECT_EQ(ack["rejected"][0]["code"], "permission_denied");
+  // A parent named by a change that is itself refused (stamped far ahead)
+  // does not decide where a new row hangs.
+  Change ok = Set("contacts", "ct_x", "account_id", "acc_a1");   // another rep's account
+  Change far = Set("contacts", "ct_x", "account_id", "acc_c1");  // its own: the row's key would come from here
+  json arr = json::array();
+  ok.stamp = {(++hlc_) << 16, node};
+  far.stamp = {(SystemMillis() + 3600 * 1000) << 16, node};
+  arr.push_back(ChangeToJson(ok));
+  arr.push_back(ChangeToJson(far));
+  ASSERT_TRUE(p.Send({{"type", "push"}, {"batch", 2}, {"changes", arr}}));
+  ASSERT_TRUE(p.Receive(&ack));
+  EXPECT_EQ(ack["applied"], 0) << ack.dump();
+  ASSERT_EQ(ack["rejected"].size(), 2u) << ack.dump();
+  EXPECT_EQ(ack["rejected"][0]["code"], "invalid_argument");  // acc_a1 does not give the key acc_c1 gave
+  EXPECT_EQ(ack["rejected"][1]["code"], "clock_skew");
+  for (const auto& l : Lines(server_.Dump())) EXPECT_EQ(l.find("forged"), std::string::npos) << l;
+  // A deactivated user is refused at the next connection.
+  store::User u;
+  bool found = false;
+  ASSERT_TRUE(server_.hub().GetUser("rep_c", &u, &found).ok());
+  u.active = false;
+  ASSERT_TRUE(server_.hub().PutUser(u).ok());
+  RawPeer q(server_.url(), Token("rep_a", "x"));  // a token issued before, for another user: still fine
+  EXPECT_TRUE(q.connected());
+  ASSERT_TRUE(p.Send({{"type", "pull"}, {"id", 3}, {"cursor", 0}}));
+  ASSERT_TRUE(p.Receive(&reply));
+  EXPECT_EQ(reply["code"], "unauthenticated") << reply.dump();  // and the open connection ends
+  EXPECT_TRUE(p.ClosedByServer());
+}
+
+TEST_F(Crafted, LiveModeCarriesOnlyInScopeChanges) {
+  RawPeer p(server_.url(), Token("rep_c", "live"));
+  ASSERT_TRUE(p.Hello(0xc0ffee));
+  // The first page of a whole-scope snapshot records what the device holds,
+  // so live mode has no scope difference to announce.
+  json page;
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 1}}));
+  ASSERT_TRUE(p.Receive(&page));
+  ASSERT_TRUE(p.Send({{"type", "subscribe"}, {"cursor", server_.hub().head()}}));
+  auto a = Open("a"), sup = Open("sup");
+  ASSERT_TRUE(a->Sync(Options("rep_a")).ok());
+  ASSERT_TRUE(a->Put("accounts", "acc_a1", {{"phone", "north only"}}).ok());
+  ASSERT_TRUE(a->Sync(Options("rep_a")).ok());
+  ASSERT_TRUE(sup->Sync(Options("sup_s")).ok());
+  ASSERT_TRUE(sup->Put("accounts", "acc_c1", {{"phone", "south news"}}).ok());
+  ASSERT_TRUE(sup->Sync(Options("sup_s")).ok());
+  // Live messages come in log order: a leaked north change would come first.
+  json m;
+  bool got = false;
+  while (!got && p.Receive(&m, 5000)) {
+    ASSERT_EQ(m["type"], "changes") << m.dump();
+    EXPECT_EQ(m.dump().find("north only"), std::string::npos) << m.dump();
+    got = m.dump().find("south news") != std::string::npos;
+  }
+  EXPECT_TRUE(got);
 }
 
 TEST_F(Crafted, EveryUnauthorizedReadComesBackEmpty) {
