@@ -160,11 +160,7 @@ void Conversation::OnPush(const json& m) {
     else { own.push_back(changes[i]); own_index.push_back(i); }
   }
   std::vector<store::PushResult> own_results;
-  Status st;
-  if (actor_) {
-    store::Scope ignored;
-    st = CurrentScope(&ignored);  // refreshes the user; a deactivated one is refused
-  }
+  Status st = RefreshActor();  // the push computes the scope itself
   if (st.ok()) st = hub_.Push(own, &own_results, &applied, actor_ ? &*actor_ : nullptr);
   if (!st.ok()) {
     hub_.Log(Tag() + ": push failed, nothing applied: " + st.ToString());
@@ -236,6 +232,12 @@ Status Conversation::CurrentScope(store::Scope* scope) {
     scope->all = true;
     return Status::OK();
   }
+  Status st = RefreshActor();
+  return st.ok() ? hub_.ComputeScope(*actor_, scope) : st;
+}
+
+Status Conversation::RefreshActor() {
+  if (!actor_) return Status::OK();
   // The user as they are now: a role, team or region change counts at once,
   // and a deactivated user's connection ends.
   bool found = false;
@@ -244,7 +246,7 @@ Status Conversation::CurrentScope(store::Scope* scope) {
   if (!st.ok()) return st;
   if (!found || !now.active) return Status(Code::kUnauthenticated, "user '" + actor_->user.id + "' is deactivated");
   actor_->user = now;
-  return hub_.ComputeScope(*actor_, scope);
+  return Status::OK();
 }
 
 Status Conversation::ScopeDiff(const store::Scope& now, json* diff) {

@@ -62,6 +62,8 @@ class Conversation {
   void OnScopeAck(const json& m);
   // What this device may read now; `all` without authentication.
   Status CurrentScope(store::Scope* scope);
+  // Re-reads the user: kUnauthenticated once they are deactivated.
+  Status RefreshActor();
   // How the device's scope moved since it last confirmed one (scope_ack):
   // keys to load and keys to drop, each at most max_scope_keys.
   Status ScopeDiff(const store::Scope& now, json* diff);

@@ -896,27 +896,11 @@ class Replica::Session {
     json rows_req = json::array();
     for (const auto& [t, id] : asked) rows_req.push_back({t, id});
     std::vector<RowState> rows;
-    json after;
-    Status st;
-    for (;;) {
-      int64_t id = ++request_id_;
-      json req = {{"type", msg::kSnapshot}, {"id", id}, {"rows", rows_req}};
-      if (!after.is_null()) req["after"] = after;
-      if (!(st = Send(req)).ok()) return st;
-      json reply;
-      if (!(st = Await(msg::kSnapshot, id, &reply)).ok()) return st;
-      if (reply.value("resync", false)) continue;
-      if (!reply.contains("rows") || !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
-        return Status::Protocol("snapshot reply without 'rows' array and boolean 'more'");
-      for (const auto& j : reply["rows"]) {
-        RowState r;
-        if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
-        rows.push_back(std::move(r));
-      }
-      if (!reply["more"].get<bool>()) break;
-      if (rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
-      after = json::array({rows.back().table, rows.back().row});
-    }
+    Status st = FetchPartial({{"rows", rows_req}}, [&](std::vector<RowState>&& page, const json&) {
+      for (auto& r : page) rows.push_back(std::move(r));
+      return Status::OK();
+    });
+    if (!st.ok()) return st;
     std::vector<ChangeEvent> events;
     if (!(st = r_->InstallScopePage(rows, &events, &asked)).ok()) return st;
     report_.reverted_rows += static_cast<int64_t>(asked.size());
@@ -1023,38 +1007,55 @@ class Replica::Session {
   // Loads the rows of these scope keys as the server holds them (a partial
   // snapshot), without moving the cursor.
   Status LoadKeys(const std::vector<std::string>& add) {
-    Status st;
     ResetProgress();
-    {
-      json after;
-      for (;;) {
-        int64_t id = ++request_id_;
-        json req = {{"type", msg::kSnapshot}, {"id", id}, {"keys", add}};
-        if (!after.is_null()) req["after"] = after;
-        if (!(st = Send(req)).ok()) return st;
-        json reply;
-        if (!(st = Await(msg::kSnapshot, id, &reply)).ok()) return st;
-        if (!reply.contains("rows") || !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
-          return Status::Protocol("snapshot reply without 'rows' array and boolean 'more'");
-        if (reply.value("resync", false)) continue;  // compacted meanwhile: the keys' state is still whole
-        std::vector<RowState> rows;
-        for (const auto& j : reply["rows"]) {
-          RowState r;
-          if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
-          rows.push_back(std::move(r));
-        }
-        bool more = reply["more"].get<bool>();
-        if (more && rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
-        std::vector<ChangeEvent> events;
-        if (!(st = r_->InstallScopePage(rows, &events)).ok()) return st;
-        report_.snapshot_rows += static_cast<int64_t>(rows.size());
-        NoteProgress(reply, rows.size());
-        r_->Notify(events);
-        if (!more) break;
-        after = json::array({rows.back().table, rows.back().row});
+    return FetchPartial({{"keys", add}}, [&](std::vector<RowState>&& rows, const json& reply) {
+      std::vector<ChangeEvent> events;
+      Status st = r_->InstallScopePage(rows, &events);
+      if (!st.ok()) return st;
+      report_.snapshot_rows += static_cast<int64_t>(rows.size());
+      NoteProgress(reply, rows.size());
+      r_->Notify(events);
+      return Status::OK();
+    });
+  }
+
+  // Pages through a partial snapshot (`filter`: {"keys": [...]} or
+  // {"rows": [...]}, docs/protocol.md 6.6), handing each page to `page`.
+  Status FetchPartial(const json& filter,
+                      const std::function<Status(std::vector<RowState>&&, const json& reply)>& page) {
+    json after;
+    int restarts = 0;
+    for (;;) {
+      int64_t id = ++request_id_;
+      json req = filter;
+      req["type"] = msg::kSnapshot;
+      req["id"] = id;
+      if (!after.is_null()) req["after"] = after;
+      Status st = Send(req);
+      if (!st.ok()) return st;
+      json reply;
+      if (!(st = Await(msg::kSnapshot, id, &reply)).ok()) return st;
+      if (reply.value("resync", false)) {
+        // Compacted meanwhile: these rows' state is still whole; ask again.
+        if (++restarts > 3) return Status(Code::kProtocolError, "the server keeps restarting the snapshot");
+        after = nullptr;
+        continue;
       }
+      if (!reply.contains("rows") || !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
+        return Status::Protocol("snapshot reply without 'rows' array and boolean 'more'");
+      std::vector<RowState> rows;
+      for (const auto& j : reply["rows"]) {
+        RowState r;
+        if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
+        rows.push_back(std::move(r));
+      }
+      bool more = reply["more"].get<bool>();
+      if (more && rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
+      json next = more ? json::array({rows.back().table, rows.back().row}) : json();
+      if (!(st = page(std::move(rows), reply)).ok()) return st;
+      if (!more) return Status::OK();
+      after = next;
     }
-    return Status::OK();
   }
 
   void ResetProgress() {
