@@ -538,14 +538,30 @@ Status Replica::ApplyRemote(const std::vector<Change>& changes, int64_t cursor, 
   // replaced here and lose to it elsewhere.
   Hlc newest = 0;
   for (const Change& c : changes) newest = std::max(newest, c.stamp.hlc);
-  int64_t seen = 0;
-  if (!(st = store_.GetMetaInt(kMetaRemoteHlc, 0, &seen)).ok()) return st;
-  if (newest > static_cast<Hlc>(seen) && !(st = store_.SetMetaInt(kMetaRemoteHlc, static_cast<int64_t>(newest))).ok())
-    return st;
+  if (!(st = RaiseRemoteHlc(newest)).ok()) return st;
   if (!(st = tx.Commit()).ok()) return st;
   status_.cursor = std::max(have, cursor);
   for (const auto& [key, deleted] : touched) events->push_back({key.first, key.second, deleted, true});
   return Status::OK();
+}
+
+// The newest stamp in rows of server state (fields and tombstones).
+static Hlc NewestStamp(const std::vector<RowState>& rows) {
+  Hlc newest = 0;
+  for (const RowState& r : rows) {
+    newest = std::max(newest, r.tomb_stamp.hlc);
+    for (const auto& [name, f] : r.fields) newest = std::max(newest, f.stamp.hlc);
+  }
+  return newest;
+}
+
+Status Replica::RaiseRemoteHlc(Hlc newest) {
+  // The newest stamp seen from others: a clock rewound after a wrong date
+  // must stay above it (see ApplyRemote).
+  int64_t seen = 0;
+  Status st = store_.GetMetaInt(kMetaRemoteHlc, 0, &seen);
+  if (!st.ok() || newest <= static_cast<Hlc>(seen)) return st;
+  return store_.SetMetaInt(kMetaRemoteHlc, static_cast<int64_t>(newest));
 }
 
 std::vector<RowState> Replica::FitToSchema(const std::vector<RowState>& rows) {
@@ -612,12 +628,9 @@ Status Replica::InstallScopePage(const std::vector<RowState>& rows, std::vector<
           left.push_back(e);
     if (!(st = store_.SetMeta(kMetaRevert, left.empty() ? std::string() : left.dump())).ok()) return st;
   }
-  Hlc newest = 0;
-  for (const RowState& r : rows) {
-    newest = std::max(newest, r.tomb_stamp.hlc);
-    for (const auto& [name, f] : r.fields) newest = std::max(newest, f.stamp.hlc);
-  }
+  Hlc newest = NewestStamp(rows);
   clock_->Observe(newest);
+  if (!(st = RaiseRemoteHlc(newest)).ok()) return st;
   if (!(st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()))).ok()) return st;
   if (!(st = tx.Commit()).ok()) return st;
   for (const RowState& r : rows) events->push_back({r.table, r.row, r.deleted, true});
@@ -670,16 +683,9 @@ Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe
     if (!st.ok() || !(st = store_.ClearState()).ok()) return st;
   }
   if (!(st = store_.InstallState(fitting)).ok()) return st;
-  Hlc newest = 0;
-  for (const RowState& r : rows) {
-    newest = std::max(newest, r.tomb_stamp.hlc);
-    for (const auto& [name, f] : r.fields) newest = std::max(newest, f.stamp.hlc);
-  }
+  Hlc newest = NewestStamp(rows);
   clock_->Observe(newest);  // a stamp too far ahead leaves the clock alone
-  int64_t seen = 0;
-  if (!(st = store_.GetMetaInt(kMetaRemoteHlc, 0, &seen)).ok()) return st;
-  if (newest > static_cast<Hlc>(seen) && !(st = store_.SetMetaInt(kMetaRemoteHlc, static_cast<int64_t>(newest))).ok())
-    return st;
+  if (!(st = RaiseRemoteHlc(newest)).ok()) return st;
   if (!last) {
     st = store_.SetMeta(kMetaSnapshot, json({{"cursor", cursor}, {"after", after}}).dump());
   } else {

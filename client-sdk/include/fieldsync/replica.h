@@ -262,6 +262,8 @@ class Replica {
   // are pushed). `evicted` gets the keys that were removed.
   Status EvictKeys(const std::vector<std::string>& keys, std::vector<std::string>* evicted,
                    std::vector<ChangeEvent>* events);
+  // Raises fs_meta.remote_hlc to `newest` (call inside a transaction).
+  Status RaiseRemoteHlc(Hlc newest);
   // Leaves out the fields of snapshot rows that do not fit this schema.
   std::vector<RowState> FitToSchema(const std::vector<RowState>& rows);
   void Notify(const std::vector<ChangeEvent>& events);
