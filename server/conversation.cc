@@ -76,6 +76,8 @@ void Conversation::OnHello(const json& m) {
     SendError(reg, true);
     return;
   }
+  int64_t pending = m.contains("pending") && m["pending"].is_number_integer() ? m["pending"].get<int64_t>() : -1;
+  hub_.NoteDeviceUser(node_, actor_ ? &*actor_ : nullptr, pending < 0 ? -1 : pending);
   encoding_ = Encoding::kJson;
   if (m.contains("encodings") && m["encodings"].is_array()) {
     for (const auto& e : m["encodings"]) {
@@ -191,6 +193,7 @@ void Conversation::OnPush(const json& m) {
   hub_.Log(Tag() + ": push " + std::to_string(changes.size()) + ": " + std::to_string(n_applied) + " applied, " +
            std::to_string(n_dup) + " duplicate, " + std::to_string(rejected.size()) + " rejected");
   for (const auto& r : rejected) hub_.Log(Tag() + ":   rejected " + r.dump());
+  hub_.NotePushed(node_, static_cast<int64_t>(changes.size()));
   if (n_applied) hub_.NotifyAll(link_->subscriber());
 }
 

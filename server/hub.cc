@@ -182,6 +182,70 @@ Status Hub::WriteRows(const std::vector<json>& rows, std::vector<Change>* applie
   return st;
 }
 
+Status Hub::WriteAs(const store::Actor& actor, const std::vector<json>& rows, std::vector<Change>* applied) {
+  Status st;
+  {
+    std::lock_guard<std::mutex> lock(store_mu_);
+    st = store_.WriteAs(actor, rows, NowMs(), &clock_, applied);
+    if (st.ok() && !applied->empty()) head_ = applied->back().seq;
+  }
+  if (st.ok() && !applied->empty()) NotifyAll(nullptr);
+  return st;
+}
+
+Status Hub::WithStore(const std::function<Status(store::ServerStore&)>& f) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return f(store_);
+}
+
+Status Hub::RevisionDiff(const std::string& table, const std::string& row, json* out) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  return store_.RevisionDiff(table, row, out);
+}
+
+void Hub::NoteDeviceUser(NodeId node, const store::Actor* actor, int64_t pending) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  DeviceInfo& d = device_info_[node];
+  if (actor) {
+    d.user = actor->user.id;
+    d.device = actor->device;
+  }
+  d.pending = pending;
+}
+
+void Hub::NotePushed(NodeId node, int64_t changes) {
+  std::lock_guard<std::mutex> lock(store_mu_);
+  auto it = device_info_.find(node);
+  if (it != device_info_.end() && it->second.pending >= 0)
+    it->second.pending = std::max<int64_t>(0, it->second.pending - changes);
+}
+
+Status Hub::Devices(std::vector<DeviceStatus>* out) {
+  out->clear();
+  std::lock_guard<std::mutex> lock(store_mu_);
+  std::map<NodeId, store::ServerStore::DeviceCursor> all;
+  Status st = store_.ListDevices(&all);
+  if (!st.ok()) return st;
+  for (const auto& [node, d] : devices_) {
+    auto& a = all[node];
+    a.cursor = std::max(a.cursor, d.cursor);
+    a.seen_ms = std::max(a.seen_ms, d.seen_ms);
+  }
+  for (const auto& [node, d] : all) {
+    DeviceStatus s;
+    s.node = node;
+    s.cursor = d.cursor;
+    s.seen_ms = d.seen_ms;
+    if (auto it = device_info_.find(node); it != device_info_.end()) {
+      s.user = it->second.user;
+      s.device = it->second.device;
+      s.pending = it->second.pending;
+    }
+    out->push_back(std::move(s));
+  }
+  return Status::OK();
+}
+
 Status Hub::Dump(const std::function<void(const json&)>& emit) {
   std::lock_guard<std::mutex> lock(store_mu_);
   return store_.store().Dump(emit);

@@ -103,6 +103,29 @@ class Hub {
   // A central write by the server's own node (see ServerStore::WriteRows);
   // live subscribers are told.
   Status WriteRows(const std::vector<json>& rows, std::vector<Change>* applied);
+  // A central write made for a user (ServerStore::WriteAs: checked as
+  // their push, all or nothing); live subscribers are told.
+  Status WriteAs(const store::Actor& actor, const std::vector<json>& rows, std::vector<Change>* applied);
+  // Runs `f` on the store under the Hub's lock: the admin API's reads.
+  // `f` must be short and must not call back into the Hub.
+  Status WithStore(const std::function<Status(store::ServerStore&)>& f);
+  Status RevisionDiff(const std::string& table, const std::string& row, json* out);
+
+  // ---- device status (the admin API) --------------------------------------
+  // Who a connected device acts for and how many unsent changes it said it
+  // held (hello's "pending"), less those it pushed since. Kept in memory:
+  // after a restart a device is known by its cursor until it connects.
+  void NoteDeviceUser(NodeId node, const store::Actor* actor, int64_t pending);
+  void NotePushed(NodeId node, int64_t changes);
+  struct DeviceStatus {
+    NodeId node = 0;
+    std::string user, device;  // empty until it connects with a token
+    int64_t cursor = 0;
+    uint64_t seen_ms = 0;
+    int64_t pending = -1;      // -1: not known
+  };
+  Status Devices(std::vector<DeviceStatus>* out);
+
   // The canonical dump of the server's rows (Store::Dump).
   Status Dump(const std::function<void(const json&)>& emit);
   Status ReadLog(int64_t after, size_t limit, NodeId exclude, std::vector<Change>* out, int64_t* scanned_to,
@@ -150,6 +173,11 @@ class Hub {
   std::atomic<int64_t> head_{0};
   std::atomic<int64_t> compacted_{0};
   std::map<NodeId, store::ServerStore::DeviceCursor> devices_;  // guarded by store_mu_
+  struct DeviceInfo {
+    std::string user, device;
+    int64_t pending = -1;
+  };
+  std::map<NodeId, DeviceInfo> device_info_;  // guarded by store_mu_
   std::mutex subs_mu_;
   std::vector<std::weak_ptr<Subscriber>> subs_;
   std::atomic<size_t> connections_{0};

@@ -1,5 +1,7 @@
 #include "server/session.h"
 
+#include "server/admin_api.h"
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
@@ -63,12 +65,21 @@ template <class Stream>
 void Session<Stream>::ReadRequest() {
   parser_ = std::make_unique<http::request_parser<http::empty_body>>();
   parser_->header_limit(8 * 1024);  // a token and a few headers; nothing more is needed
-  http::async_read(ws_.next_layer(), buffer_, *parser_,
-                   beast::bind_front_handler(&Session::OnRequest, this->shared_from_this()));
+  parser_->body_limit(kAdminMaxBodyBytes);  // checked against Content-Length with the header
+  // The header only: an upgrade has no body, an admin request's body is
+  // read by ReadAdminBody under its own limit.
+  http::async_read_header(ws_.next_layer(), buffer_, *parser_,
+                          beast::bind_front_handler(&Session::OnRequest, this->shared_from_this()));
 }
 
 template <class Stream>
 void Session<Stream>::OnRequest(beast::error_code ec, std::size_t) {
+  if (ec == http::error::body_limit) {
+    hello_timer_.cancel();
+    Refuse(http::status::payload_too_large,
+           Status::Limit("request body over " + std::to_string(kAdminMaxBodyBytes) + " bytes"));
+    return;
+  }
   if (ec) {
     hub_.Log(conv_.Tag() + ": bad HTTP request: " + ec.message());
     hello_timer_.cancel();
@@ -77,7 +88,12 @@ void Session<Stream>::OnRequest(beast::error_code ec, std::size_t) {
   }
   const auto& req = parser_->get();
   if (!websocket::is_upgrade(req)) {
-    Refuse(http::status::upgrade_required, Status::Protocol("this endpoint speaks WebSocket only"));
+    if (req.target().starts_with(kAdminPrefix)) {
+      ReadAdminBody();
+      return;
+    }
+    Refuse(http::status::upgrade_required,
+           Status::Protocol("this endpoint speaks WebSocket, and the admin API under /api/"));
     return;
   }
   if (hub_.auth_enabled()) {
@@ -113,20 +129,55 @@ void Session<Stream>::OnRequest(beast::error_code ec, std::size_t) {
 }
 
 template <class Stream>
-void Session<Stream>::Refuse(http::status status, const Status& why) {
+void Session<Stream>::ReadAdminBody() {
+  admin_parser_ = std::make_unique<http::request_parser<http::string_body>>(std::move(*parser_));
+  parser_.reset();
+  admin_parser_->body_limit(kAdminMaxBodyBytes);
+  http::async_read(ws_.next_layer(), buffer_, *admin_parser_,
+                   beast::bind_front_handler(&Session::OnAdminRequest, this->shared_from_this()));
+}
+
+template <class Stream>
+void Session<Stream>::OnAdminRequest(beast::error_code ec, std::size_t) {
+  if (ec == http::error::body_limit) {
+    Refuse(http::status::payload_too_large,
+           Status::Limit("request body over " + std::to_string(kAdminMaxBodyBytes) + " bytes"));
+    return;
+  }
+  if (ec) {
+    hub_.Log(conv_.Tag() + ": bad admin request: " + ec.message());
+    Refuse(http::status::bad_request, Status::Protocol(ec.message()));
+    return;
+  }
+  AdminRequest req = admin_parser_->release();
+  admin_parser_.reset();
+  AdminResponse res = AdminApi(hub_).Handle(req);
+  hub_.Log(conv_.Tag() + ": admin " + std::string(req.method_string()) + " " +
+           std::string(req.target().substr(0, 128)) + " -> " + std::to_string(res.result_int()));
+  SendResponse(std::move(res));
+}
+
+template <class Stream>
+void Session<Stream>::SendResponse(http::response<http::string_body> res) {
   closing_ = true;
   conv_.Stop();
   hello_timer_.cancel();
-  refusal_ = std::make_unique<http::response<http::string_body>>(status, 11);
-  refusal_->set(http::field::server, "fieldsync-server/1");
-  refusal_->set(http::field::content_type, "application/json");
-  if (status == http::status::unauthorized) refusal_->set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
-  refusal_->keep_alive(false);
-  refusal_->body() = json{{"type", "error"}, {"code", CodeName(why.code())}, {"message", why.message()}}.dump();
-  refusal_->prepare_payload();
+  refusal_ = std::make_unique<http::response<http::string_body>>(std::move(res));
   http::async_write(ws_.next_layer(), *refusal_, [self = this->shared_from_this()](beast::error_code, std::size_t) {
     self->CloseSocket();
   });
+}
+
+template <class Stream>
+void Session<Stream>::Refuse(http::status status, const Status& why) {
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::server, "fieldsync-server/1");
+  res.set(http::field::content_type, "application/json");
+  if (status == http::status::unauthorized) res.set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
+  res.keep_alive(false);
+  res.body() = json{{"type", "error"}, {"code", CodeName(why.code())}, {"message", why.message()}}.dump();
+  res.prepare_payload();
+  SendResponse(std::move(res));
 }
 
 template <class Stream>

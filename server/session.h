@@ -54,6 +54,10 @@ class Session : public SessionHandle,
   void OnRequest(boost::beast::error_code ec, std::size_t bytes);
   // Answers the upgrade request with an HTTP error and closes.
   void Refuse(boost::beast::http::status status, const Status& why);
+  // A request for the admin API (admin_api.h): reads its body, answers, closes.
+  void ReadAdminBody();
+  void OnAdminRequest(boost::beast::error_code ec, std::size_t bytes);
+  void SendResponse(boost::beast::http::response<boost::beast::http::string_body> res);
   void OnAccept(boost::beast::error_code ec);
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
@@ -71,6 +75,7 @@ class Session : public SessionHandle,
   boost::beast::websocket::stream<Stream> ws_;
   boost::beast::flat_buffer buffer_;
   std::unique_ptr<boost::beast::http::request_parser<boost::beast::http::empty_body>> parser_;
+  std::unique_ptr<boost::beast::http::request_parser<boost::beast::http::string_body>> admin_parser_;
   std::unique_ptr<boost::beast::http::response<boost::beast::http::string_body>> refusal_;
   boost::asio::steady_timer hello_timer_;
   Hub& hub_;

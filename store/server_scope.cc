@@ -355,6 +355,19 @@ Status ServerStore::History(const std::string& table, const std::string& row, si
   return st;
 }
 
+json AuditEntryJson(const ServerStore::AuditEntry& e) {
+  json j = {{"seq", e.change.seq},
+            {"user", e.user},
+            {"device", e.device},
+            {"node", ToHex(e.change.stamp.node)},
+            {"hlc_ms", HlcPhysical(e.change.stamp.hlc)},
+            {"received_ms", e.change.server_ms},
+            {"op", OpName(e.change.op)}};
+  if (!e.change.column.empty()) j["column"] = e.change.column;
+  if (e.change.op != Op::kDelete) j["value"] = e.change.value;
+  return j;
+}
+
 Status ServerStore::FirstKeys(const Scope& scope, const std::string& today, size_t limit,
                               std::vector<std::string>* keys) {
   keys->clear();
@@ -412,7 +425,11 @@ void ServerStore::CollectKeyHints(const Schema& schema, const std::vector<Change
   for (const Change& c : changes) {
     if (c.op != Op::kSet || !c.value.is_string()) continue;
     const TableDef* t = schema.Find(c.table);
-    if (!t || (c.column != t->parent_column && c.column != t->scope_column)) continue;
+    if (!t) continue;
+    const DecisionRecord& d = t->decision;
+    bool subject = d.enabled() && (c.column == d.subject_table_column || c.column == d.subject_id_column ||
+                                   c.column == d.decision_column || c.column == d.decided_by_column);
+    if (c.column != t->parent_column && c.column != t->scope_column && !subject) continue;
     (*hints)[{c.table, c.row}][c.column] = c.value.get<std::string>();
   }
 }

@@ -49,6 +49,42 @@ Status ServerStore::Open(const std::string& path, const Schema& schema, NodeId n
 Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_ms, HybridClock* clock,
                                std::vector<PushResult>* results, std::vector<Change>* applied,
                                Writer writer, const Actor* actor) {
+  return ApplyBatchImpl(changes, now_ms, clock, results, applied, writer, actor, false);
+}
+
+Status ServerStore::WriteAs(const Actor& actor, const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
+                            std::vector<Change>* applied) {
+  applied->clear();
+  if (clock->node() != node_) return Status::InvalidArgument("WriteAs needs a clock of the server's node");
+  std::vector<Change> changes;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const json& row = rows[i];
+    auto fail = [&](const Status& st) { return Status(st.code(), "row " + std::to_string(i) + ": " + st.message()); };
+    if (!row.is_object() || !row.contains("table") || !row["table"].is_string() || !row.contains("id") ||
+        !row["id"].is_string())
+      return fail(Status::InvalidArgument("needs string 'table' and 'id'"));
+    const std::string table = row["table"].get<std::string>(), id = row["id"].get<std::string>();
+    const TableDef* t = store_.schema().Find(table);
+    if (!t) return fail(Status::NotFound("unknown table '" + table + "'"));
+    if (!ValidRowId(id)) return fail(Status::InvalidArgument("bad row id '" + id + "'"));
+    for (const auto& [k, v] : row.items()) {
+      if (k == "table" || k == "id") continue;
+      const ColumnDef* col = t->Find(k);
+      if (!col) return fail(Status::NotFound("unknown column '" + table + "." + k + "'"));
+      FieldState cur;
+      Status st = store_.LoadField(table, id, *col, &cur);
+      if (!st.ok()) return st;
+      if (!(st = MakeLocalChanges(*t, *col, cur, id, v, clock, &changes)).ok()) return fail(st);
+    }
+  }
+  std::vector<PushResult> results;
+  Writer writer = actor.user.role == Role::kAdmin ? Writer::kServer : Writer::kDevice;
+  return ApplyBatchImpl(changes, now_ms, clock, &results, applied, writer, &actor, true);
+}
+
+Status ServerStore::ApplyBatchImpl(const std::vector<Change>& changes, uint64_t now_ms, HybridClock* clock,
+                                   std::vector<PushResult>* results, std::vector<Change>* applied,
+                                   Writer writer, const Actor* actor, bool all_or_nothing) {
   results->assign(changes.size(), PushResult{});
   applied->clear();
   Database& db = store_.db();
@@ -73,6 +109,8 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
   CollectKeyHints(store_.schema(), changes, &hints);
   std::map<NodeId, Hlc> compacted;  // per pushing node, read once per batch
   std::set<std::pair<std::string, std::string>> created_here;  // rows this batch created
+  BatchState batch;
+  batch.scope = &scope;
   auto fail = [&](const Status& e) {
     applied->clear();  // the transaction rolls back: nothing was applied
     return e;
@@ -131,9 +169,12 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
         v = Status::OK();
       }
     }
-    if (v.ok() && actor) v = Authorize(*actor, c, hints, key, created || created_here.count({c.table, c.row}) > 0, &scope);
+    bool new_row = created || created_here.count({c.table, c.row}) > 0;
+    if (v.ok() && actor) v = Authorize(*actor, c, hints, key, new_row, &scope);
+    if (v.ok() && actor) v = CheckWorkflow(*actor, c, hints, new_row, &batch);
     if (!v.ok()) {
       if (v.code() == Code::kIoError || v.code() == Code::kCorruption) return fail(v);
+      if (all_or_nothing) return fail(Status(v.code(), c.table + "/" + c.row + ": " + v.message()));
       r.result = ChangeResult::kRejected;
       r.code = v.code();
       r.message = v.message();
@@ -149,7 +190,9 @@ Status ServerStore::ApplyBatch(const std::vector<Change>& changes, uint64_t now_
     if (!(st = store_.ApplyChange(c, &outcome)).ok()) return fail(st);
     if (!(st = UpdateOwner(c)).ok()) return fail(st);
     clock->Observe(c.stamp.hlc);
+    Change mine = c;
     applied->push_back(std::move(c));
+    if (!(st = ApplyDecision(mine, hints, actor, now_ms, clock, applied)).ok()) return fail(st);
   }
   st = tx.Commit();
   if (!st.ok()) applied->clear();
@@ -323,6 +366,18 @@ Status ServerStore::RecordDevices(const std::map<NodeId, DeviceCursor>& devices)
     if (!(st = s.Run()).ok()) return st;
   }
   return tx.Commit();
+}
+
+Status ServerStore::ListDevices(std::map<NodeId, DeviceCursor>* out) {
+  out->clear();
+  Status st;
+  Statement& s = store_.db().Prepare("SELECT node, cursor, seen_ms FROM fs_devices", &st);
+  if (!st.ok()) return st;
+  while (s.Step())
+    (*out)[static_cast<NodeId>(s.Int(0))] = DeviceCursor{s.Int(1), static_cast<uint64_t>(s.Int(2))};
+  st = s.status();
+  s.Reset();
+  return st;
 }
 
 Status ServerStore::Horizon(uint64_t now_ms, uint64_t retention_ms, int64_t* horizon) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,13 @@ class ServerStore {
                     std::vector<PushResult>* results, std::vector<Change>* applied,
                     Writer writer = Writer::kDevice, const Actor* actor = nullptr);
 
+  // A central write made for a user (the admin API): `rows` as for
+  // WriteRows, stamped by the server's `clock`, checked exactly as that
+  // user's push would be. All or nothing: the first refused change fails
+  // the call with its code and message, and nothing is written.
+  Status WriteAs(const Actor& actor, const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
+                 std::vector<Change>* applied);
+
   // A central write: sets fields of rows as the server's own node (stamped
   // by `clock`, whose node must be node()), through the same log and merge
   // as a push. `rows` are {"table": t, "id": id, column: value...}. All or
@@ -111,6 +119,8 @@ class ServerStore {
   };
   Status RegisterDevice(NodeId node, int64_t cursor, uint64_t now_ms);
   Status RecordDevices(const std::map<NodeId, DeviceCursor>& devices);
+  // Every registered device, as last written.
+  Status ListDevices(std::map<NodeId, DeviceCursor>* out);
   // The compaction horizon: the smallest cursor among devices seen within
   // `retention_ms` of `now_ms`, or the head when there are none.
   Status Horizon(uint64_t now_ms, uint64_t retention_ms, int64_t* horizon);
@@ -169,6 +179,13 @@ class ServerStore {
   Status FirstKeys(const Scope& scope, const std::string& today, size_t limit, std::vector<std::string>* keys);
   // How many rows (live or deleted) a snapshot of `scope` holds.
   Status CountRows(const Scope& scope, int64_t* n);
+  // What changed from the revision a workflow row replaces (its `previous`
+  // column) to the row: {"previous": id|null, "changed": {column: {"from",
+  // "to"}}, "items": {"added": [...], "removed": [...], "changed": [{"key",
+  // "id", "fields"}]}}, items paired by the workflow's item key.
+  Status RevisionDiff(const std::string& table, const std::string& row, json* out);
+  // The assignee of an assignee-scoped key "<table>/<id>" (a rep).
+  Status KeyOwner(const std::string& key, std::string* owner, bool* found);
   // The scope key of a row, if the server holds it.
   Status RowKey(const std::string& table, const std::string& row, std::string* key, bool* found);
 
@@ -177,13 +194,17 @@ class ServerStore {
   Status MaxHlc(Hlc* hlc);
 
  private:
+  Status ApplyBatchImpl(const std::vector<Change>& changes, uint64_t now_ms, HybridClock* clock,
+                        std::vector<PushResult>* results, std::vector<Change>* applied, Writer writer,
+                        const Actor* actor, bool all_or_nothing);
   // Creates the identity and scope tables; gives a log from before scopes
   // its keys (docs/storage.md, "Scope keys").
   Status OpenIdentity();
   Status WriteRowsLocked(const std::vector<json>& rows, uint64_t now_ms, HybridClock* clock,
                          std::vector<Change>* applied);
   // Values a batch sets for the columns that decide a row's key (parent and
-  // scope columns), so a row's key is known whatever order its fields came in.
+  // scope columns) and that a decision record is checked by, so both are
+  // known whatever order a row's fields came in.
   using KeyHints = std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>>;
   static void CollectKeyHints(const Schema& schema, const std::vector<Change>& changes, KeyHints* hints);
   // The key of the row `c` touches: the stored one, or (`created`) the one
@@ -195,6 +216,28 @@ class ServerStore {
   // `created`: the row is new in this batch.
   Status Authorize(const Actor& actor, const Change& c, const KeyHints& hints, const std::string& key,
                    bool created, Scope* scope);
+  // What one batch's workflow checks remember between its changes.
+  struct BatchState {
+    Scope* scope = nullptr;
+    // Workflow rows open for this batch: new, or not frozen when it began.
+    std::set<std::pair<std::string, std::string>> open;
+  };
+  // The workflow and decision-record rules (server_workflow.cc): tables
+  // written by supervisors only, server-set columns, append-only rows,
+  // frozen records (kFrozen) and decisions on what the actor may see.
+  Status CheckWorkflow(const Actor& actor, const Change& c, const KeyHints& hints, bool created, BatchState* batch);
+  // After a decision-record change applied: the subject's status takes the
+  // first decision, a later disagreeing one is flagged. Runs without an
+  // actor too (it is merge semantics, not a permission).
+  Status ApplyDecision(const Change& c, const KeyHints& hints, const Actor* actor, uint64_t now_ms,
+                       HybridClock* clock, std::vector<Change>* applied);
+  // One field written by the server's own node inside the caller's
+  // transaction, logged (attributed to `actor`, may be null) and merged.
+  Status WriteServerField(const std::string& table, const std::string& row, const std::string& column,
+                          const json& value, uint64_t now_ms, HybridClock* clock, const Actor* actor,
+                          std::vector<Change>* applied);
+  // The workflow status rank of a row as the server holds it (-1: none).
+  Status StatusOf(const TableDef& t, const std::string& row, int* rank);
   // Keeps fs_rows.owner equal to the row's assignee after `c` applied.
   Status UpdateOwner(const Change& c);
   // Appends an accepted change to the log; its seq is *seq.
@@ -203,5 +246,9 @@ class ServerStore {
   Store store_;
   NodeId node_ = 0;
 };
+
+// One audit entry as the CLI and the admin API print it: seq, user,
+// device, node, hlc_ms, received_ms, op, column, value.
+json AuditEntryJson(const ServerStore::AuditEntry& e);
 
 }  // namespace fieldsync::store

@@ -119,9 +119,10 @@ Status ParseColumn(const std::string& table, const json& j, ColumnDef* c) {
   }
   c->references = j.value("references", "");
   std::string write = j.value("write", "any");
-  if (write != "any" && write != "supervisor")
-    return Status::Schema(where("column '" + c->name + "': write must be any or supervisor"));
+  if (write != "any" && write != "supervisor" && write != "server")
+    return Status::Schema(where("column '" + c->name + "': write must be any, supervisor or server"));
   c->supervisor_only = write == "supervisor";
+  c->server_only = write == "server";
   c->max_length = j.value("max_length", static_cast<size_t>(0));
   if (c->max_length == 0 || c->max_length > kDefaultMaxTextBytes) c->max_length = kDefaultMaxTextBytes;
 
@@ -183,6 +184,72 @@ Status ParseBootstrapFirst(const json& tj, TableDef* t) {
   return Status::OK();
 }
 
+Status ParseWorkflow(const json& tj, TableDef* t) {
+  auto where = [&](const std::string& what) { return Status::Schema("table '" + t->name + "': workflow: " + what); };
+  if (!tj.contains("workflow")) return Status::OK();
+  const json& w = tj["workflow"];
+  if (!w.is_object()) return where("must be an object");
+  Workflow& wf = t->workflow;
+  wf.status_column = w.value("status", "");
+  const ColumnDef* status = t->Find(wf.status_column);
+  if (!status || status->merge != MergePolicy::kState) return where("'status' must name a state column");
+  wf.frozen_from = w.value("frozen_from", "");
+  int frozen = status->Rank(wf.frozen_from);
+  if (frozen < 0) return where("'frozen_from' must be a value of " + wf.status_column);
+  if (!w.contains("decisions") || !w["decisions"].is_array() || w["decisions"].empty())
+    return where("'decisions' must be a non-empty array");
+  for (const auto& d : w["decisions"]) {
+    if (!d.is_string() || status->Rank(d.get<std::string>()) <= frozen)
+      return where("each decision must be a value of " + wf.status_column + " after " + wf.frozen_from);
+    wf.decisions.push_back(d.get<std::string>());
+  }
+  wf.previous_column = w.value("previous", "");
+  if (!wf.previous_column.empty()) {
+    const ColumnDef* p = t->Find(wf.previous_column);
+    if (!p || p->references != t->name) return where("'previous' must be a column referencing " + t->name);
+  }
+  if (w.contains("items")) {
+    const json& it = w["items"];
+    if (!it.is_object() || !it.contains("key") || !it["key"].is_array() || it["key"].empty())
+      return where("'items' needs a 'table' and a non-empty 'key'");
+    wf.items_table = it.value("table", "");
+    for (const auto& k : it["key"]) {
+      if (!k.is_string()) return where("'items.key' must hold column names");
+      wf.items_key.push_back(k.get<std::string>());
+    }
+  }
+  return Status::OK();
+}
+
+Status ParseDecisionRecord(const json& tj, TableDef* t) {
+  auto where = [&](const std::string& what) {
+    return Status::Schema("table '" + t->name + "': decision_record: " + what);
+  };
+  if (!tj.contains("decision_record")) return Status::OK();
+  const json& d = tj["decision_record"];
+  if (!d.is_object()) return where("must be an object");
+  DecisionRecord& r = t->decision;
+  r.subject_table_column = d.value("subject_table", "");
+  r.subject_id_column = d.value("subject_id", "");
+  r.decision_column = d.value("decision", "");
+  r.decided_by_column = d.value("decided_by", "");
+  r.flag_column = d.value("flag", "");
+  const ColumnDef* st = t->Find(r.subject_table_column);
+  const ColumnDef* id = t->Find(r.subject_id_column);
+  const ColumnDef* dc = t->Find(r.decision_column);
+  const ColumnDef* fl = t->Find(r.flag_column);
+  if (!st || st->type != ColumnType::kEnum) return where("'subject_table' must name an enum column of table names");
+  if (!id || id->type != ColumnType::kText) return where("'subject_id' must name a text column");
+  if (!dc || dc->type != ColumnType::kEnum) return where("'decision' must name an enum column");
+  if (!fl || fl->type != ColumnType::kBoolean || !fl->server_only)
+    return where("'flag' must name a boolean column written by the server");
+  if (!r.decided_by_column.empty() && !t->Find(r.decided_by_column))
+    return where("'decided_by' must name a column");
+  if (!t->append_only || !t->supervisor_write)
+    return where("a decision table must be append_only and written by supervisors");
+  return Status::OK();
+}
+
 }  // namespace
 
 const char* ScopeRuleName(ScopeRule r) {
@@ -216,6 +283,13 @@ Status Schema::Parse(const json& doc, Schema* out) {
     if (access != "read_write" && access != "reference")
       return Status::Schema("table '" + t.name + "': access must be read_write or reference");
     t.reference = access == "reference";
+    std::string write = tj.value("write", "any");
+    if (write != "any" && write != "supervisor")
+      return Status::Schema("table '" + t.name + "': write must be any or supervisor");
+    t.supervisor_write = write == "supervisor";
+    if (tj.contains("append_only") && !tj["append_only"].is_boolean())
+      return Status::Schema("table '" + t.name + "': append_only must be true or false");
+    t.append_only = tj.value("append_only", false);
     if (tj.contains("parent")) {
       const auto& p = tj["parent"];
       t.parent_column = p.value("column", "");
@@ -237,6 +311,8 @@ Status Schema::Parse(const json& doc, Schema* out) {
       return Status::Schema("table '" + t.name + "': parent column '" + t.parent_column + "' is not a column");
     if (Status st = ParseScope(tj, &t); !st.ok()) return st;
     if (Status st = ParseBootstrapFirst(tj, &t); !st.ok()) return st;
+    if (Status st = ParseWorkflow(tj, &t); !st.ok()) return st;
+    if (Status st = ParseDecisionRecord(tj, &t); !st.ok()) return st;
     s.by_name_[t.name] = s.tables_.size();
     s.tables_.push_back(std::move(t));
   }
@@ -247,6 +323,22 @@ Status Schema::Parse(const json& doc, Schema* out) {
       if (!c.references.empty() && !s.Find(c.references))
         return Status::Schema("table '" + t.name + "': column '" + c.name +
                               "' references unknown table '" + c.references + "'");
+  }
+  // Cross-table checks of workflows and decision records.
+  for (const auto& t : s.tables_) {
+    if (!t.workflow.items_table.empty()) {
+      const TableDef* items = s.Find(t.workflow.items_table);
+      if (!items || items->parent_table != t.name)
+        return Status::Schema("table '" + t.name + "': workflow items must be a child table of it");
+      for (const auto& k : t.workflow.items_key)
+        if (!items->Find(k))
+          return Status::Schema("table '" + t.name + "': workflow item key '" + k + "' is not a column of " +
+                                items->name);
+    }
+    if (t.decision.enabled())
+      for (const auto& subject : t.Find(t.decision.subject_table_column)->values)
+        if (!s.Find(subject))
+          return Status::Schema("table '" + t.name + "': decision subject '" + subject + "' is not a table");
   }
   // A parent-scoped row takes its key from a chain of parents that must end
   // at a table with a rule of its own.

@@ -47,6 +47,7 @@ struct ColumnDef {
   size_t max_length = 0;            // text bytes; 0 = schema default
   int index = 0;                    // position within the table
   bool supervisor_only = false;     // "write": "supervisor": reps may not change it
+  bool server_only = false;         // "write": "server": set by the server's own rules only
 
 
   // Rank of `v` in `values`, or -1.
@@ -63,9 +64,41 @@ enum class ScopeRule {
 };
 const char* ScopeRuleName(ScopeRule r);
 
+// "workflow": a record that is drafted, submitted and then decided
+// (docs/merge.md, "Workflows"). Once the server holds it at `frozen_from`
+// or beyond, nothing of it (nor of its child rows) changes but its status;
+// the `decisions` are reached only through a decision record. A change
+// after submission is a new row with `previous` naming the one it revises.
+struct Workflow {
+  std::string status_column;            // a kState enum column
+  std::string frozen_from;              // a value of it
+  std::vector<std::string> decisions;   // values after frozen_from, set by the server
+  std::string previous_column;          // optional: the revision this row replaces
+  std::string items_table;              // optional: child rows compared between revisions
+  std::vector<std::string> items_key;   // the columns that pair an item with its old self
+  bool enabled() const { return !status_column.empty(); }
+};
+
+// "decision_record": a row that records a supervisor's decision on a
+// subject row (a plan, a visit, an order). Written once, never changed;
+// the server sets the subject's workflow status from the first decision
+// and flags a later one that disagrees.
+struct DecisionRecord {
+  std::string subject_table_column;  // enum of table names
+  std::string subject_id_column;
+  std::string decision_column;       // enum
+  std::string decided_by_column;     // optional: must name the writer
+  std::string flag_column;           // boolean, write "server": a conflicting decision
+  bool enabled() const { return !decision_column.empty(); }
+};
+
 struct TableDef {
   std::string name;
   bool reference = false;  // reference data: written centrally, read-only for reps
+  bool supervisor_write = false;  // "write": "supervisor": reps read, never write
+  bool append_only = false;       // a field once set is never changed; no deletes
+  Workflow workflow;
+  DecisionRecord decision;
   std::string parent_column;  // the column linking a row to its parent, if any
   std::string parent_table;
   ScopeRule scope = ScopeRule::kEveryone;

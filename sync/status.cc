@@ -20,6 +20,7 @@ constexpr Entry kNames[] = {
     {Code::kPermissionDenied, "permission_denied"},
     {Code::kDeleted, "deleted"},
     {Code::kUnauthenticated, "unauthenticated"},
+    {Code::kFrozen, "frozen"},
 };
 }  // namespace
 

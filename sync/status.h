@@ -26,6 +26,7 @@ enum class Code : int {
   kPermissionDenied = 12, // authenticated, but not allowed (scope, role, reference table)
   kDeleted = 13,          // row has a tombstone
   kUnauthenticated = 14,  // no valid credentials: missing, expired, forged or revoked token
+  kFrozen = 15,           // the record was submitted: it changes only as a new revision
 };
 
 // Stable lower_snake names for codes; used on the wire and in logs.

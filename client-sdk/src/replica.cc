@@ -756,6 +756,8 @@ class Replica::Session {
                   {"cursor", CurrentCursor()},
                   {"encodings", opts_.msgpack ? json::array({"msgpack", "json"}) : json::array({"json"})}};
     if (CurrentCursor() == 0) hello["today"] = opts_.today.empty() ? LocalDate() : opts_.today;
+    // How much is waiting to go up: what a supervisor's device list shows.
+    hello["pending"] = r_->GetSyncStatus().pending;
     if (!(st = Send(hello)).ok()) return st;
     json welcome;
     if (!(st = Await(msg::kWelcome, nullptr, &welcome)).ok()) return st;

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
 #include <gtest/gtest.h>
@@ -169,6 +170,44 @@ RawPeer::RawPeer(const std::string& url, const std::string& token) : impl_(std::
   impl_->ioc.restart();
   impl_->ws.read_message_max(64u << 20);
   impl_->ok = !ec;
+}
+
+HttpReply HttpCall(const std::string& url, const std::string& method, const std::string& target,
+                   const std::string& token, const std::string& body) {
+  namespace http = beast::http;
+  HttpReply out;
+  std::string rest = url.substr(5);
+  std::string host = rest.substr(0, rest.find(':'));
+  std::string port = rest.substr(rest.find(':') + 1);
+  port = port.substr(0, port.find('/'));
+  net::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  tcp::resolver res(ioc);
+  auto eps = res.resolve(host, port, ec);
+  if (ec) return out;
+  stream.expires_after(std::chrono::seconds(10));
+  stream.connect(eps, ec);
+  if (ec) return out;
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, host);
+  if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  if (!body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+  }
+  req.prepare_payload();
+  http::write(stream, req, ec);
+  if (ec) return out;
+  beast::flat_buffer buf;
+  http::response<http::string_body> resp;
+  http::read(stream, buf, resp, ec);
+  if (ec && ec != http::error::end_of_stream) return out;
+  out.status = static_cast<int>(resp.result_int());
+  out.raw = resp.body();
+  out.body = json::parse(out.raw, nullptr, false);
+  if (out.body.is_discarded()) out.body = nullptr;
+  return out;
 }
 
 RawPeer::~RawPeer() {

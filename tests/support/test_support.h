@@ -56,6 +56,17 @@ std::string DumpText(Replica& r);
 // and its private key, for the TLS tests.
 void WriteSelfSignedCert(const std::string& cert_path, const std::string& key_path);
 
+// One plain HTTP/1.1 request to the server at `url` (ws://host:port/): the
+// admin API. `token`, if any, goes in "Authorization: Bearer". The body is
+// parsed as JSON when it is JSON (else null; `raw` keeps the text).
+struct HttpReply {
+  int status = 0;  // 0: no answer
+  json body;
+  std::string raw;
+};
+HttpReply HttpCall(const std::string& url, const std::string& method, const std::string& target,
+                   const std::string& token = {}, const std::string& body = {});
+
 // A raw WebSocket peer, synchronous, with a timeout on every read.
 class RawPeer {
  public:

@@ -126,6 +126,25 @@ TEST(SchemaParse, ScopeRulesAndSupervisorColumnsOfTheShippedSchema) {
   EXPECT_EQ(d.Find("c")->scope, ScopeRule::kParent);
 }
 
+TEST(SchemaParse, WorkflowsAndDecisionRecordsOfTheShippedSchema) {
+  Schema s = FieldSalesSchemaForTest();
+  const Workflow& wf = s.Find("visit_plans")->workflow;
+  ASSERT_TRUE(wf.enabled());
+  EXPECT_EQ(wf.status_column, "status");
+  EXPECT_EQ(wf.frozen_from, "submitted");
+  EXPECT_EQ(wf.decisions, (std::vector<std::string>{"returned", "approved"}));
+  EXPECT_EQ(wf.previous_column, "previous_plan_id");
+  EXPECT_EQ(wf.items_table, "plan_items");
+  EXPECT_TRUE(s.Find("orders")->workflow.enabled());
+  EXPECT_FALSE(s.Find("visits")->workflow.enabled());
+  const TableDef* a = s.Find("approvals");
+  EXPECT_TRUE(a->decision.enabled());
+  EXPECT_TRUE(a->append_only);
+  EXPECT_TRUE(a->supervisor_write);
+  EXPECT_TRUE(a->Find("conflicting")->server_only);
+  EXPECT_FALSE(s.Find("accounts")->append_only);
+}
+
 TEST(SchemaParse, RejectsInvalidJsonText) {
   Schema s;
   EXPECT_EQ(Schema::ParseText("{\"version\": 1,", &s).code(), Code::kSchemaViolation);
@@ -168,7 +187,30 @@ const RejectCase kRejectCases[] = {
      R"({"version": 1, "tables": [{"name": "a", "parent": {"column": "p", "table": "b"}, "columns": [{"name": "p", "type": "text"}]},
                                    {"name": "b", "parent": {"column": "p", "table": "a"}, "columns": [{"name": "p", "type": "text"}]}]})",
      "cycle"},
-    {"bad_write", ONE_TABLE(R"({"name": "a", "type": "text", "write": "admin"})"), "write must be any or supervisor"},
+    {"bad_write", ONE_TABLE(R"({"name": "a", "type": "text", "write": "admin"})"), "write must be any, supervisor or server"},
+    {"workflow_status_not_state",
+     R"({"version": 1, "tables": [{"name": "t", "workflow": {"status": "s", "frozen_from": "b", "decisions": ["c"]}, "columns": [{"name": "s", "type": "enum", "values": ["a", "b", "c"]}]}]})",
+     "'status' must name a state column"},
+    {"workflow_decision_before_frozen",
+     R"({"version": 1, "tables": [{"name": "t", "workflow": {"status": "s", "frozen_from": "b", "decisions": ["a"]}, "columns": [{"name": "s", "type": "enum", "merge": "state", "values": ["a", "b", "c"]}]}]})",
+     "after b"},
+    {"workflow_unknown_frozen_from",
+     R"({"version": 1, "tables": [{"name": "t", "workflow": {"status": "s", "frozen_from": "x", "decisions": ["c"]}, "columns": [{"name": "s", "type": "enum", "merge": "state", "values": ["a", "b", "c"]}]}]})",
+     "'frozen_from' must be a value"},
+    {"workflow_items_not_child",
+     R"({"version": 1, "tables": [{"name": "t", "workflow": {"status": "s", "frozen_from": "b", "decisions": ["c"], "items": {"table": "u", "key": ["k"]}}, "columns": [{"name": "s", "type": "enum", "merge": "state", "values": ["a", "b", "c"]}]}, {"name": "u", "columns": [{"name": "k", "type": "text"}]}]})",
+     "workflow items must be a child table"},
+    {"decision_not_append_only",
+     R"({"version": 1, "tables": [{"name": "t", "write": "supervisor", "decision_record": {"subject_table": "st", "subject_id": "si", "decision": "d", "flag": "f"}, "columns": [{"name": "st", "type": "enum", "values": ["t"]}, {"name": "si", "type": "text"}, {"name": "d", "type": "enum", "values": ["ok"]}, {"name": "f", "type": "boolean", "write": "server"}]}]})",
+     "must be append_only"},
+    {"decision_flag_writable",
+     R"({"version": 1, "tables": [{"name": "t", "write": "supervisor", "append_only": true, "decision_record": {"subject_table": "st", "subject_id": "si", "decision": "d", "flag": "f"}, "columns": [{"name": "st", "type": "enum", "values": ["t"]}, {"name": "si", "type": "text"}, {"name": "d", "type": "enum", "values": ["ok"]}, {"name": "f", "type": "boolean"}]}]})",
+     "written by the server"},
+    {"decision_unknown_subject",
+     R"({"version": 1, "tables": [{"name": "t", "write": "supervisor", "append_only": true, "decision_record": {"subject_table": "st", "subject_id": "si", "decision": "d", "flag": "f"}, "columns": [{"name": "st", "type": "enum", "values": ["nope"]}, {"name": "si", "type": "text"}, {"name": "d", "type": "enum", "values": ["ok"]}, {"name": "f", "type": "boolean", "write": "server"}]}]})",
+     "is not a table"},
+    {"bad_table_write", R"({"version": 1, "tables": [{"name": "t", "write": "admin", "columns": [{"name": "a", "type": "text"}]}]})",
+     "write must be any or supervisor"},
     {"array_document", "[1, 2]", "not a JSON object"},
     {"string_document", R"("schema")", "not a JSON object"},
     {"missing_version", R"({"tables": [{"name": "t", "columns": [{"name": "a", "type": "text"}]}]})",

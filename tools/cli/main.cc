@@ -215,14 +215,7 @@ int CmdHistory(const Args& a) {
   if (!st.ok()) return Fail(st);
   std::vector<store::ServerStore::AuditEntry> out;
   if (!(st = ss.History(a.pos[0], a.pos[1], std::stoul(a.Get("limit", "1000")), &out)).ok()) return Fail(st);
-  for (const auto& e : out) {
-    json j = {{"seq", e.change.seq},       {"user", e.user},   {"device", e.device},
-              {"node", ToHex(e.change.stamp.node)}, {"hlc_ms", HlcPhysical(e.change.stamp.hlc)},
-              {"received_ms", e.change.server_ms}, {"op", OpName(e.change.op)}};
-    if (!e.change.column.empty()) j["column"] = e.change.column;
-    if (e.change.op != Op::kDelete) j["value"] = e.change.value;
-    std::cout << j.dump() << "\n";
-  }
+  for (const auto& e : out) std::cout << store::AuditEntryJson(e).dump() << "\n";
   return 0;
 }
 

@@ -62,7 +62,8 @@ enum {
   FS_ERR_CLOSED = 11,
   FS_ERR_PERMISSION_DENIED = 12,
   FS_ERR_DELETED = 13,
-  FS_ERR_UNAUTHENTICATED = 14  /* the server refused the token: sign in again */
+  FS_ERR_UNAUTHENTICATED = 14, /* the server refused the token: sign in again */
+  FS_ERR_FROZEN = 15           /* the record was submitted: change it as a new revision */
 };
 
 typedef struct fs_error {

@@ -1,0 +1,337 @@
+// ServerStore's workflow rules (docs/merge.md, "Workflows"): a submitted
+// record is frozen, its decided states are reached only through decision
+// records, and a decision record is written once. The server itself writes
+// the consequences of a decision (the subject's status, the conflict flag)
+// as its own changes, in the same transaction as the decision, so every
+// device learns them through the ordinary log.
+
+#include <algorithm>
+
+#include "store/server_store.h"
+#include "sync/protocol.h"
+
+namespace fieldsync::store {
+
+namespace {
+
+std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
+
+// A column of a row, from the batch (hints) or else from the server's rows.
+Status ValueOf(Database& db, const std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>>& hints,
+               const std::string& table, const std::string& row, const std::string& column, std::string* v,
+               bool* have) {
+  *have = false;
+  auto r = hints.find({table, row});
+  if (r != hints.end()) {
+    auto it = r->second.find(column);
+    if (it != r->second.end()) {
+      *v = it->second;
+      *have = true;
+      return Status::OK();
+    }
+  }
+  Status st;
+  Statement& s = db.Prepare("SELECT " + Quote(column) + " FROM " + Quote(table) + " WHERE id=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, row);
+  if (s.Step() && !s.IsNull(0)) {
+    *v = s.Text(0);
+    *have = true;
+  }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+}  // namespace
+
+Status ServerStore::StatusOf(const TableDef& t, const std::string& row, int* rank) {
+  *rank = -1;
+  std::string v;
+  bool have = false;
+  Status st = ValueOf(store_.db(), {}, t.name, row, t.workflow.status_column, &v, &have);
+  if (st.ok() && have) *rank = t.Find(t.workflow.status_column)->Rank(v);
+  return st;
+}
+
+Status ServerStore::CheckWorkflow(const Actor& actor, const Change& c, const KeyHints& hints, bool created,
+                                  BatchState* batch) {
+  const Schema& schema = store_.schema();
+  const TableDef* t = schema.Find(c.table);
+  const User& me = actor.user;
+  Status st;
+  if (t->supervisor_write && me.role == Role::kRep)
+    return Status(Code::kPermissionDenied, "table '" + c.table + "' is written by supervisors only");
+  const ColumnDef* col = c.column.empty() ? nullptr : t->Find(c.column);
+  if (col && col->server_only)
+    return Status(Code::kPermissionDenied, "column '" + c.table + "." + c.column + "' is set by the server");
+  if (t->append_only && !created) {
+    if (!col) return Status(Code::kPermissionDenied, c.table + "/" + c.row + " is append-only: it is never deleted");
+    FieldState cur;
+    if (!(st = store_.LoadField(c.table, c.row, *col, &cur)).ok()) return st;
+    if (cur.present)
+      return Status(Code::kPermissionDenied, c.table + "/" + c.row + "." + c.column +
+                                                 " was already recorded and is never overwritten: record a new one");
+  }
+  // A decision record is checked whole, on every field of it, so a refused
+  // decision leaves no part of itself behind. (It is new: append_only
+  // refused any later write above.)
+  if (t->decision.enabled()) {
+    const DecisionRecord& d = t->decision;
+    auto value = [&](const std::string& column, std::string* v) -> Status {
+      bool have = false;
+      Status s2 = ValueOf(store_.db(), hints, c.table, c.row, column, v, &have);
+      if (s2.ok() && !have) v->clear();
+      return s2;
+    };
+    std::string subject_table, subject_id, decision, decided_by;
+    if (!(st = value(d.subject_table_column, &subject_table)).ok() ||
+        !(st = value(d.subject_id_column, &subject_id)).ok() || !(st = value(d.decision_column, &decision)).ok())
+      return st;
+    if (!d.decided_by_column.empty()) {
+      if (!(st = value(d.decided_by_column, &decided_by)).ok()) return st;
+      if (decided_by != me.id)
+        return Status(Code::kPermissionDenied, c.table + "." + d.decided_by_column + " must name the user deciding ('" +
+                                                   me.id + "')");
+    }
+    if (subject_table.empty() || subject_id.empty() || decision.empty())
+      return Status::InvalidArgument("a decision record needs " + d.subject_table_column + ", " + d.subject_id_column +
+                                     " and " + d.decision_column + " in one push");
+    std::string subject_key;
+    bool known = false;
+    if (!(st = RowKey(subject_table, subject_id, &subject_key, &known)).ok()) return st;
+    if (!known) return Status::NotFound("the subject " + subject_table + "/" + subject_id + " is not on the server");
+    if (!batch->scope->Contains(subject_key))
+      return Status(Code::kPermissionDenied, "the subject " + subject_table + "/" + subject_id +
+                                                 " is not in the scope of user '" + me.id + "'");
+    // The record is read by the subject's rep: it must name them.
+    if (t->scope == ScopeRule::kAssignee) {
+      std::string owner, rep;
+      bool have_owner = false;
+      if (!(st = KeyOwner(subject_key, &owner, &have_owner)).ok()) return st;
+      if (!(st = value(t->scope_column, &rep)).ok()) return st;
+      if (!have_owner || rep != owner)
+        return Status::InvalidArgument(c.table + "." + t->scope_column + " must be the subject's rep ('" +
+                                       (have_owner ? owner : std::string("none")) + "')");
+    }
+    const TableDef* subject = schema.Find(subject_table);
+    if (subject && subject->workflow.enabled()) {
+      const Workflow& wf = subject->workflow;
+      if (std::find(wf.decisions.begin(), wf.decisions.end(), decision) == wf.decisions.end())
+        return Status::Schema("'" + decision + "' is not a decision on " + subject_table);
+      int rank = -1;
+      if (!(st = StatusOf(*subject, subject_id, &rank)).ok()) return st;
+      if (rank < subject->Find(wf.status_column)->Rank(wf.frozen_from))
+        return Status::InvalidArgument(subject_table + "/" + subject_id + " is not " + wf.frozen_from +
+                                       " yet: there is nothing to decide");
+    }
+  }
+  // A frozen record: the workflow row itself, or a child row of one.
+  const TableDef* wt = nullptr;
+  std::string wrow;
+  if (t->workflow.enabled()) {
+    wt = t;
+    wrow = c.row;
+  } else if (!t->parent_table.empty()) {
+    const TableDef* p = schema.Find(t->parent_table);
+    bool have = false;
+    if (p && p->workflow.enabled()) {
+      if (!(st = ValueOf(store_.db(), hints, c.table, c.row, t->parent_column, &wrow, &have)).ok()) return st;
+      if (have) wt = p;
+    }
+  }
+  if (!wt) return Status::OK();
+  const Workflow& wf = wt->workflow;
+  const ColumnDef* status = wt->Find(wf.status_column);
+  bool status_change = wt == t && c.column == wf.status_column;
+  if (status_change && c.value.is_string() &&
+      std::find(wf.decisions.begin(), wf.decisions.end(), c.value.get<std::string>()) != wf.decisions.end())
+    return Status(Code::kPermissionDenied, c.table + "." + c.column + " becomes '" + c.value.get<std::string>() +
+                                               "' only through a decision record");
+  // Frozen is judged as the server held the record before this batch: a
+  // push that edits a draft and submits it, in any field order, goes through.
+  auto key = std::make_pair(wt->name, wrow);
+  if (batch->open.count(key)) return Status::OK();
+  int rank = -1;
+  if (!(st = StatusOf(*wt, wrow, &rank)).ok()) return st;
+  bool frozen = rank >= status->Rank(wf.frozen_from);
+  bool new_row = wt == t && created;
+  if (!frozen || new_row) {
+    batch->open.insert(key);
+    return Status::OK();
+  }
+  if (status_change) return Status::OK();  // onward moves (voided, delivered); the state merge keeps it forward
+  std::string state = status->values[rank];
+  std::string how = wf.previous_column.empty() ? "" : " (a new " + wt->name + " row with " + wf.previous_column + ")";
+  return Status(Code::kFrozen, wt->name + "/" + wrow + " is " + state + " and frozen: change it as a new revision" + how);
+}
+
+Status ServerStore::KeyOwner(const std::string& key, std::string* owner, bool* found) {
+  *found = false;
+  size_t slash = key.find('/');
+  if (slash == std::string::npos) return Status::OK();
+  Status st;
+  Statement& s = store_.db().Prepare("SELECT owner FROM fs_rows WHERE tbl=? AND row_id=?", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, key.substr(0, slash)).Bind(2, key.substr(slash + 1));
+  if (s.Step() && !s.IsNull(0)) {
+    *owner = s.Text(0);
+    *found = true;
+  }
+  st = s.status();
+  s.Reset();
+  return st;
+}
+
+Status ServerStore::WriteServerField(const std::string& table, const std::string& row, const std::string& column,
+                                     const json& value, uint64_t now_ms, HybridClock* clock, const Actor* actor,
+                                     std::vector<Change>* applied) {
+  if (clock->node() != node_) return Status::InvalidArgument("a server write needs a clock of the server's node");
+  const TableDef* t = store_.schema().Find(table);
+  const ColumnDef* col = t ? t->Find(column) : nullptr;
+  if (!col) return Status::NotFound("unknown column '" + table + "." + column + "'");
+  FieldState cur;
+  Status st = store_.LoadField(table, row, *col, &cur);
+  if (!st.ok()) return st;
+  std::vector<Change> changes;
+  if (!(st = MakeLocalChanges(*t, *col, cur, row, value, clock, &changes)).ok()) return st;
+  for (Change& c : changes) {
+    c.server_ms = now_ms;
+    std::string key;
+    bool found = false;
+    if (!(st = RowKey(table, row, &key, &found)).ok()) return st;
+    if (!found) return Status::NotFound(table + "/" + row + " is not on the server");
+    if (!(st = AppendLog(c, key, actor, &c.seq)).ok()) return st;
+    ApplyOutcome outcome;
+    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+    if (!(st = UpdateOwner(c)).ok()) return st;
+    applied->push_back(std::move(c));
+  }
+  return Status::OK();
+}
+
+Status ServerStore::ApplyDecision(const Change& c, const KeyHints& hints, const Actor* actor, uint64_t now_ms,
+                                  HybridClock* clock, std::vector<Change>* applied) {
+  const TableDef* t = store_.schema().Find(c.table);
+  if (!t->decision.enabled() || c.column != t->decision.decision_column || !c.value.is_string()) return Status::OK();
+  const DecisionRecord& d = t->decision;
+  Database& db = store_.db();
+  std::string subject_table, subject_id;
+  bool have_t = false, have_id = false;
+  Status st;
+  if (!(st = ValueOf(db, hints, c.table, c.row, d.subject_table_column, &subject_table, &have_t)).ok() ||
+      !(st = ValueOf(db, hints, c.table, c.row, d.subject_id_column, &subject_id, &have_id)).ok())
+    return st;
+  const TableDef* subject = store_.schema().Find(subject_table);
+  bool known = false;
+  std::string key;
+  if (!have_t || !have_id || !subject || !(st = RowKey(subject_table, subject_id, &key, &known)).ok() || !known)
+    return st;  // development mode: a decision on nothing decides nothing
+  // The decisions already standing on the subject (the first one and those
+  // that agree with it; a flagged one disagreed): a different one makes
+  // this one a conflict, kept and flagged, and the first one stands.
+  const std::string decision = c.value.get<std::string>();
+  Statement& q = db.Prepare("SELECT " + Quote(d.decision_column) + " FROM " + Quote(t->name) + " WHERE " +
+                                Quote(d.subject_table_column) + "=? AND " + Quote(d.subject_id_column) +
+                                "=? AND id<>? AND " + Quote(d.decision_column) + " IS NOT NULL AND NOT COALESCE(" +
+                                Quote(d.flag_column) + ", 0)",
+                            &st);
+  if (!st.ok()) return st;
+  q.Bind(1, subject_table).Bind(2, subject_id).Bind(3, c.row);
+  bool earlier = false, conflict = false;
+  while (q.Step()) {
+    earlier = true;
+    conflict |= q.Text(0) != decision;
+  }
+  st = q.status();
+  q.Reset();
+  if (!st.ok()) return st;
+  if (conflict) return WriteServerField(c.table, c.row, d.flag_column, true, now_ms, clock, actor, applied);
+  if (earlier || !subject->workflow.enabled()) return Status::OK();
+  const Workflow& wf = subject->workflow;
+  if (std::find(wf.decisions.begin(), wf.decisions.end(), decision) == wf.decisions.end()) return Status::OK();
+  int rank = -1;
+  if (!(st = StatusOf(*subject, subject_id, &rank)).ok()) return st;
+  const ColumnDef* status = subject->Find(wf.status_column);
+  if (rank != status->Rank(wf.frozen_from)) return Status::OK();  // not waiting for a decision
+  return WriteServerField(subject_table, subject_id, wf.status_column, decision, now_ms, clock, actor, applied);
+}
+
+Status ServerStore::RevisionDiff(const std::string& table, const std::string& row, json* out) {
+  *out = json::object();
+  const TableDef* t = store_.schema().Find(table);
+  if (!t || !t->workflow.enabled()) return Status::InvalidArgument("'" + table + "' has no workflow");
+  const Workflow& wf = t->workflow;
+  std::string previous;
+  bool have = false;
+  Status st;
+  if (!wf.previous_column.empty() &&
+      !(st = ValueOf(store_.db(), {}, table, row, wf.previous_column, &previous, &have)).ok())
+    return st;
+  (*out)["previous"] = have ? json(previous) : json(nullptr);
+  if (!have) return Status::OK();
+  auto fields_of = [&](const std::string& id, json* fields) -> Status {
+    Status s2 = store_.GetRow(table, id, fields);
+    if (s2.code() != Code::kNotFound && s2.code() != Code::kDeleted) return s2;
+    *fields = json::object();
+    return Status::OK();
+  };
+  json now, before;
+  if (!(st = fields_of(row, &now)).ok() || !(st = fields_of(previous, &before)).ok()) return st;
+  json changed = json::object();
+  for (const auto& c : t->columns) {
+    if (c.name == wf.status_column || c.name == wf.previous_column || c.name == t->scope_column) continue;
+    json a = before.value(c.name, json()), b = now.value(c.name, json());
+    if (a != b) changed[c.name] = {{"from", a}, {"to", b}};
+  }
+  (*out)["changed"] = changed;
+  if (wf.items_table.empty()) return Status::OK();
+  // Items pair up by their key columns; what is left over was added or removed.
+  const TableDef* items = store_.schema().Find(wf.items_table);
+  auto items_of = [&](const std::string& parent, std::map<std::string, json>* by_key) -> Status {
+    Statement& s = store_.db().Prepare("SELECT id FROM " + Quote(items->name) + " WHERE " +
+                                           Quote(items->parent_column) + "=? ORDER BY id",
+                                       &st);
+    if (!st.ok()) return st;
+    s.Bind(1, parent);
+    std::vector<std::string> ids;
+    while (s.Step()) ids.push_back(s.Text(0));
+    st = s.status();
+    s.Reset();
+    if (!st.ok()) return st;
+    for (const auto& id : ids) {
+      json item;
+      st = store_.GetRow(items->name, id, &item);
+      if (st.code() == Code::kNotFound || st.code() == Code::kDeleted) continue;  // not in the revision
+      if (!st.ok()) return st;
+      json k = json::array();
+      for (const auto& col : wf.items_key) k.push_back(item.value(col, json()));
+      item["id"] = id;
+      (*by_key)[k.dump()] = item;
+    }
+    return Status::OK();
+  };
+  std::map<std::string, json> old_items, new_items;
+  if (!(st = items_of(previous, &old_items)).ok() || !(st = items_of(row, &new_items)).ok()) return st;
+  json added = json::array(), removed = json::array(), changed_items = json::array();
+  for (const auto& [k, item] : new_items) {
+    auto it = old_items.find(k);
+    if (it == old_items.end()) {
+      added.push_back(item);
+      continue;
+    }
+    json fields = json::object();
+    for (const auto& c : items->columns) {
+      if (c.name == items->parent_column) continue;
+      json a = it->second.value(c.name, json()), b = item.value(c.name, json());
+      if (a != b) fields[c.name] = {{"from", a}, {"to", b}};
+    }
+    if (!fields.empty()) changed_items.push_back({{"key", json::parse(k)}, {"id", item["id"]}, {"fields", fields}});
+  }
+  for (const auto& [k, item] : old_items)
+    if (!new_items.count(k)) removed.push_back(item);
+  (*out)["items"] = {{"added", added}, {"removed", removed}, {"changed", changed_items}};
+  return Status::OK();
+}
+
+}  // namespace fieldsync::store
