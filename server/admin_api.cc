@@ -1,5 +1,6 @@
 #include "server/admin_api.h"
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -38,14 +39,18 @@ json UserJson(const User& u) {
           {"region", u.region}, {"name", u.name}, {"active", u.active}};
 }
 
-// "YYYY-MM-DD" minus `days`, or "" for a malformed date.
-std::string DaysBefore(const std::string& date, int days) {
+// The Friday before the date "YYYY-MM-DD" (a plan's week_start; the plan
+// is due then, domain.md 2.4), or "" for a malformed or impossible date.
+std::string FridayBefore(const std::string& date) {
   int y = 0;
   unsigned m = 0, d = 0;
   if (date.size() < 10 || std::sscanf(date.c_str(), "%4d-%2u-%2u", &y, &m, &d) != 3) return "";
   std::chrono::year_month_day ymd{std::chrono::year{y}, std::chrono::month{m}, std::chrono::day{d}};
   if (!ymd.ok()) return "";
-  std::chrono::year_month_day r{std::chrono::sys_days{ymd} - std::chrono::days{days}};
+  std::chrono::sys_days day{ymd};
+  do day -= std::chrono::days{1};
+  while (std::chrono::weekday{day} != std::chrono::Friday);
+  std::chrono::year_month_day r{day};
   char buf[16];
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(r.year()), static_cast<unsigned>(r.month()),
                 static_cast<unsigned>(r.day()));
@@ -72,6 +77,21 @@ std::string NewId(const std::string& prefix) {
   return buf;
 }
 
+// %XX decoded ('+' stays: ids and enum values never hold spaces).
+std::string Unescape(const std::string& in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() &&
+        std::isxdigit(static_cast<unsigned char>(in[i + 1])) && std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(in.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
 // The path split at '/', without the prefix and the query.
 std::vector<std::string> Segments(const std::string& target) {
   std::string path = target.substr(0, target.find('?'));
@@ -80,7 +100,7 @@ std::vector<std::string> Segments(const std::string& target) {
   while (at <= path.size()) {
     size_t slash = path.find('/', at);
     if (slash == std::string::npos) slash = path.size();
-    if (slash > at) out.push_back(path.substr(at, slash - at));
+    if (slash > at) out.push_back(Unescape(path.substr(at, slash - at)));
     at = slash + 1;
   }
   return out;
@@ -96,7 +116,7 @@ std::string QueryParam(const std::string& target, const std::string& name) {
     if (amp == std::string::npos) amp = query.size();
     std::string pair = query.substr(at, amp - at);
     size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string::npos ? "" : pair.substr(eq + 1);
+    if (pair.substr(0, eq) == name) return eq == std::string::npos ? "" : Unescape(pair.substr(eq + 1));
     at = amp + 1;
   }
   return "";
@@ -108,10 +128,24 @@ class Call {
   Call(Hub& hub, const AdminRequest& req) : hub_(hub), req_(req), path_(Segments(std::string(req.target()))) {}
 
   AdminResponse Run() {
-    Status st = Authenticate();
-    if (st.ok()) st = Route();
-    if (!st.ok()) return Reply(HttpStatusOf(st.code()), {{"code", CodeName(st.code())}, {"message", st.message()}});
-    return Reply(status_, body_);
+    if (!hub_.auth_enabled())
+      return Error(http::status::not_found, Status(Code::kUnsupported, "the admin API needs authentication: start "
+                                                                       "the server with --auth-key-file"));
+    // Targets are ASCII (ids, enum values): anything else is refused before
+    // it could reach an error message.
+    for (char ch : req_.target())
+      if (static_cast<unsigned char>(ch) < 0x21 || static_cast<unsigned char>(ch) > 0x7e)
+        return Error(http::status::bad_request, Status::InvalidArgument("the request target must be printable ASCII"));
+    try {
+      Status st = Authenticate();
+      if (st.ok()) st = Route();
+      if (!st.ok()) return Error(HttpStatusOf(st.code()), st);
+      return Reply(status_, body_);
+    } catch (const std::exception& e) {
+      // A bug, not the caller's fault; the server keeps serving everyone else.
+      hub_.Log(std::string("admin API: unexpected exception: ") + e.what());
+      return Error(http::status::internal_server_error, Status::IoError("internal error"));
+    }
   }
 
  private:
@@ -142,6 +176,8 @@ class Call {
     return true;
   }
   Status Body(json* out) {
+    if (!JsonDepthWithin(req_.body(), hub_.options().limits.max_json_depth))
+      return Status::Limit("the body nests deeper than " + std::to_string(hub_.options().limits.max_json_depth));
     *out = json::parse(req_.body(), nullptr, false);
     if (out->is_discarded() || !out->is_object()) return Status::InvalidArgument("the body must be a JSON object");
     return Status::OK();
@@ -164,20 +200,26 @@ class Call {
     if (!scope_.Contains(key)) return Status(Code::kPermissionDenied, table + "/" + id + " is not in your scope");
     return Status::OK();
   }
-  Status Rows(const std::string& table, const json& where, std::vector<json>* out, int64_t limit = 5000) {
+  // Every row of `table` matching `where` in the caller's scope (by each
+  // row's key, as a device's pull), read a page at a time under the lock.
+  Status Rows(const std::string& table, const json& where, std::vector<json>* out) {
     store::QueryOptions q;
     q.where = where;
-    q.limit = limit;
-    std::vector<json> all;
-    Status st = hub_.WithStore([&](store::ServerStore& s) { return s.store().Query(table, q, &all); });
-    if (!st.ok()) return st;
-    // Scope by the key of each row, as a device's pull would.
-    for (auto& r : all) {
-      std::string key;
-      bool found = false;
-      st = hub_.WithStore([&](store::ServerStore& s) { return s.RowKey(table, r["id"].get<std::string>(), &key, &found); });
+    q.limit = 1000;
+    for (bool more = true; more; q.offset += q.limit) {
+      Status st = hub_.WithStore([&](store::ServerStore& s) {
+        std::vector<json> page;
+        Status s2 = s.store().Query(table, q, &page);
+        more = s2.ok() && static_cast<int64_t>(page.size()) == q.limit;
+        for (size_t i = 0; s2.ok() && i < page.size(); ++i) {
+          std::string key;
+          bool found = false;
+          s2 = s.RowKey(table, page[i].value("id", std::string()), &key, &found);
+          if (s2.ok() && found && scope_.Contains(key)) out->push_back(std::move(page[i]));
+        }
+        return s2;
+      });
       if (!st.ok()) return st;
-      if (found && scope_.Contains(key)) out->push_back(std::move(r));
     }
     return Status::OK();
   }
@@ -279,7 +321,8 @@ class Call {
         return Status(Code::kPermissionDenied,
                       "a supervisor moves existing reps into or out of their own team only ('" + mine + "')");
     }
-    if (!(st = hub_.PutUser(u)).ok()) return st;
+    if (!(st = hub_.PutUser(u)).ok())
+      return st.code() == Code::kLimitExceeded ? Status::InvalidArgument(st.message()) : st;
     return Ok(UserJson(u), found ? http::status::ok : http::status::created);
   }
   Status Teams() {
@@ -354,7 +397,7 @@ class Call {
     if (!b.contains("kind") || !b["kind"].is_string() || !b.contains("value") || !b["value"].is_string())
       return Status::InvalidArgument("a revocation needs string 'kind' (device or token) and 'value'");
     if (!(st = hub_.Revoke(b["kind"].get<std::string>(), b["value"].get<std::string>())).ok()) return st;
-    return Ok({{"revoked", b}}, http::status::created);
+    return Ok({{"revoked", {{"kind", b["kind"]}, {"value", b["value"]}}}}, http::status::created);
   }
 
   // ---- assignments ---------------------------------------------------------------
@@ -388,7 +431,8 @@ class Call {
   // time of submission met it.
   json PlanSummary(const json& p) {
     json s = p;
-    std::string due = DaysBefore(p.value("week_start", std::string()), 3);
+    std::string week = p.contains("week_start") && p["week_start"].is_string() ? p["week_start"].get<std::string>() : "";
+    std::string due = FridayBefore(week);
     if (!due.empty()) {
       s["due"] = due + "T16:00:00";
       if (p.contains("submitted_at") && p["submitted_at"].is_string())
@@ -418,6 +462,9 @@ class Call {
     if (!(st = Rows("plan_items", {{"plan_id", id}}, &items)).ok()) return st;
     if (!(st = Rows("approvals", {{"subject_table", "visit_plans"}, {"subject_id", id}}, &approvals)).ok()) return st;
     if (!(st = hub_.RevisionDiff("visit_plans", id, &diff)).ok()) return st;
+    // The revision it replaces is shown only to someone who may read it.
+    if (diff["previous"].is_string() && !RowKeyVisible("visit_plans", diff["previous"].get<std::string>()).ok())
+      diff = {{"previous", diff["previous"]}, {"hidden", true}};
     std::sort(items.begin(), items.end(), [](const json& a, const json& b) {
       return std::make_pair(a.value("planned_date", std::string()), a.value("route_order", int64_t{0})) <
              std::make_pair(b.value("planned_date", std::string()), b.value("route_order", int64_t{0}));
@@ -499,6 +546,9 @@ class Call {
     return Ok({{"table", table}, {"id", id}, {"history", out}});
   }
 
+  AdminResponse Error(http::status s, const Status& st) {
+    return Reply(s, {{"code", CodeName(st.code())}, {"message", st.message()}});
+  }
   AdminResponse Reply(http::status s, const json& body) {
     AdminResponse res{s, req_.version()};
     res.set(http::field::server, "fieldsync-server/1");
@@ -506,7 +556,9 @@ class Call {
     res.set(http::field::cache_control, "no-store");
     if (s == http::status::unauthorized) res.set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
     res.keep_alive(false);
-    res.body() = body.dump();
+    // Stored text is valid UTF-8 (the schema checks it), but a message may
+    // quote what a caller sent: never let that throw.
+    res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
     res.prepare_payload();
     return res;
   }

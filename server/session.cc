@@ -163,9 +163,22 @@ void Session<Stream>::SendResponse(http::response<http::string_body> res) {
   conv_.Stop();
   hello_timer_.cancel();
   refusal_ = std::make_unique<http::response<http::string_body>>(std::move(res));
-  http::async_write(ws_.next_layer(), *refusal_, [self = this->shared_from_this()](beast::error_code, std::size_t) {
-    self->CloseSocket();
+  http::async_write(ws_.next_layer(), *refusal_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+    if (ec) return self->CloseSocket();
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+    self->Drain();
   });
+}
+
+template <class Stream>
+void Session<Stream>::Drain() {
+  beast::get_lowest_layer(ws_).async_read_some(
+      net::buffer(drain_buf_), [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+        self->drained_ += n;
+        if (ec || self->drained_ > (1u << 20)) return self->CloseSocket();
+        self->Drain();
+      });
 }
 
 template <class Stream>

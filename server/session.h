@@ -6,6 +6,7 @@
 // advanced_server_flex example: plain TCP and TLS over TCP.
 #pragma once
 
+#include <array>
 #include <deque>
 #include <memory>
 #include <string>
@@ -58,6 +59,10 @@ class Session : public SessionHandle,
   void ReadAdminBody();
   void OnAdminRequest(boost::beast::error_code ec, std::size_t bytes);
   void SendResponse(boost::beast::http::response<boost::beast::http::string_body> res);
+  // After a response: stops sending, reads and drops what the client still
+  // sends (a body we refused unread) so it sees the response rather than a
+  // reset, then closes. Bounded by bytes and by the connection's deadline.
+  void Drain();
   void OnAccept(boost::beast::error_code ec);
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
@@ -81,6 +86,8 @@ class Session : public SessionHandle,
   Hub& hub_;
   Conversation conv_;
   std::deque<std::pair<std::string, bool>> queue_;  // frame, text
+  std::array<char, 4096> drain_buf_;
+  size_t drained_ = 0;
   bool closing_ = false;
   bool upgraded_ = false;  // the WebSocket handshake completed: frames may be written
   uint16_t close_code_ = kClosePolicy;

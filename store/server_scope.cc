@@ -337,8 +337,8 @@ Status ServerStore::History(const std::string& table, const std::string& row, si
   out->clear();
   Status st;
   Statement& s = store_.db().Prepare(
-      "SELECT seq, change, coalesce(user, ''), coalesce(device, '') FROM fs_log WHERE json_extract(change, '$.t')=? "
-      "AND json_extract(change, '$.r')=? ORDER BY seq LIMIT ?",
+      "SELECT * FROM (SELECT seq, change, coalesce(user, ''), coalesce(device, '') FROM fs_log "
+      "WHERE json_extract(change, '$.t')=? AND json_extract(change, '$.r')=? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
       &st);
   if (!st.ok()) return st;
   s.Bind(1, table).Bind(2, row).Bind(3, static_cast<int64_t>(limit));
@@ -428,7 +428,8 @@ void ServerStore::CollectKeyHints(const Schema& schema, const std::vector<Change
     if (!t) continue;
     const DecisionRecord& d = t->decision;
     bool subject = d.enabled() && (c.column == d.subject_table_column || c.column == d.subject_id_column ||
-                                   c.column == d.decision_column || c.column == d.decided_by_column);
+                                   c.column == d.decision_column || c.column == d.decided_by_column ||
+                                   c.column == d.kind_column);
     if (c.column != t->parent_column && c.column != t->scope_column && !subject) continue;
     (*hints)[{c.table, c.row}][c.column] = c.value.get<std::string>();
   }

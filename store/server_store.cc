@@ -67,6 +67,9 @@ Status ServerStore::WriteAs(const Actor& actor, const std::vector<json>& rows, u
     const TableDef* t = store_.schema().Find(table);
     if (!t) return fail(Status::NotFound("unknown table '" + table + "'"));
     if (!ValidRowId(id)) return fail(Status::InvalidArgument("bad row id '" + id + "'"));
+    bool deleted = false;
+    if (Status st = store_.IsDeleted(table, id, &deleted); !st.ok() || deleted)
+      return st.ok() ? fail(Status(Code::kDeleted, table + "/" + id + " was deleted")) : st;
     for (const auto& [k, v] : row.items()) {
       if (k == "table" || k == "id") continue;
       const ColumnDef* col = t->Find(k);

@@ -165,8 +165,8 @@ class ServerStore {
   Status DeviceKeys(NodeId node, const std::string& user, std::vector<std::string>* keys);
   Status UpdateDeviceKeys(NodeId node, const std::string& user, const std::vector<std::string>& add,
                           const std::vector<std::string>& remove, bool replace);
-  // The audit trail of one row: every accepted change still in the log,
-  // oldest first, with who made it (user, device; empty for central writes
+  // The audit trail of one row: its newest `limit` accepted changes still
+  // in the log, oldest first, with who made it (user, device; empty for central writes
   // and servers without authentication), its HLC and the receive time.
   struct AuditEntry {
     Change change;  // with seq and server_ms

@@ -59,13 +59,16 @@ Status ServerStore::CheckWorkflow(const Actor& actor, const Change& c, const Key
   const Schema& schema = store_.schema();
   const TableDef* t = schema.Find(c.table);
   const User& me = actor.user;
+  Database& db = store_.db();
   Status st;
   if (t->supervisor_write && me.role == Role::kRep)
     return Status(Code::kPermissionDenied, "table '" + c.table + "' is written by supervisors only");
   const ColumnDef* col = c.column.empty() ? nullptr : t->Find(c.column);
   if (col && col->server_only)
     return Status(Code::kPermissionDenied, "column '" + c.table + "." + c.column + "' is set by the server");
-  if (t->append_only && !created) {
+  // Append-only: each field is written once, in the batch that creates the
+  // row or later, and never again; rows are never deleted.
+  if (t->append_only) {
     if (!col) return Status(Code::kPermissionDenied, c.table + "/" + c.row + " is append-only: it is never deleted");
     FieldState cur;
     if (!(st = store_.LoadField(c.table, c.row, *col, &cur)).ok()) return st;
@@ -73,17 +76,22 @@ Status ServerStore::CheckWorkflow(const Actor& actor, const Change& c, const Key
       return Status(Code::kPermissionDenied, c.table + "/" + c.row + "." + c.column +
                                                  " was already recorded and is never overwritten: record a new one");
   }
+  // A column's value: the one this change writes, else the batch's, else
+  // the server's.
+  auto value = [&](const std::string& column, std::string* v) -> Status {
+    if (column == c.column) {
+      *v = c.value.is_string() ? c.value.get<std::string>() : "";
+      return Status::OK();
+    }
+    bool have = false;
+    Status s2 = ValueOf(db, hints, c.table, c.row, column, v, &have);
+    if (s2.ok() && !have) v->clear();
+    return s2;
+  };
   // A decision record is checked whole, on every field of it, so a refused
-  // decision leaves no part of itself behind. (It is new: append_only
-  // refused any later write above.)
+  // decision leaves no part of itself behind.
   if (t->decision.enabled()) {
     const DecisionRecord& d = t->decision;
-    auto value = [&](const std::string& column, std::string* v) -> Status {
-      bool have = false;
-      Status s2 = ValueOf(store_.db(), hints, c.table, c.row, column, v, &have);
-      if (s2.ok() && !have) v->clear();
-      return s2;
-    };
     std::string subject_table, subject_id, decision, decided_by;
     if (!(st = value(d.subject_table_column, &subject_table)).ok() ||
         !(st = value(d.subject_id_column, &subject_id)).ok() || !(st = value(d.decision_column, &decision)).ok())
@@ -121,49 +129,93 @@ Status ServerStore::CheckWorkflow(const Actor& actor, const Change& c, const Key
         return Status::Schema("'" + decision + "' is not a decision on " + subject_table);
       int rank = -1;
       if (!(st = StatusOf(*subject, subject_id, &rank)).ok()) return st;
-      if (rank < subject->Find(wf.status_column)->Rank(wf.frozen_from))
-        return Status::InvalidArgument(subject_table + "/" + subject_id + " is not " + wf.frozen_from +
-                                       " yet: there is nothing to decide");
+      const ColumnDef* status = subject->Find(wf.status_column);
+      bool waiting = rank == status->Rank(wf.frozen_from);
+      bool decided = rank >= 0 && std::find(wf.decisions.begin(), wf.decisions.end(), status->values[rank]) !=
+                                      wf.decisions.end();
+      if (!waiting && !decided)
+        return Status::InvalidArgument(subject_table + "/" + subject_id + " is " +
+                                       (rank < 0 ? std::string("without a status") : status->values[rank]) +
+                                       ": it is not awaiting a decision");
     }
   }
   // A frozen record: the workflow row itself, or a child row of one.
   const TableDef* wt = nullptr;
-  std::string wrow;
+  std::vector<std::string> wrows;  // the rows whose state decides; a moved child names two
   if (t->workflow.enabled()) {
     wt = t;
-    wrow = c.row;
+    wrows.push_back(c.row);
   } else if (!t->parent_table.empty()) {
     const TableDef* p = schema.Find(t->parent_table);
-    bool have = false;
     if (p && p->workflow.enabled()) {
-      if (!(st = ValueOf(store_.db(), hints, c.table, c.row, t->parent_column, &wrow, &have)).ok()) return st;
-      if (have) wt = p;
+      wt = p;
+      // The parent the server holds (a pushed value may be refused); for a
+      // new row, the batch's.
+      std::string parent;
+      bool have = false;
+      static const KeyHints kNone;
+      if (!(st = ValueOf(db, created ? hints : kNone, c.table, c.row, t->parent_column, &parent, &have)).ok())
+        return st;
+      if (have) wrows.push_back(parent);
+      if (c.column == t->parent_column && c.value.is_string()) wrows.push_back(c.value.get<std::string>());
     }
   }
   if (!wt) return Status::OK();
   const Workflow& wf = wt->workflow;
   const ColumnDef* status = wt->Find(wf.status_column);
   bool status_change = wt == t && c.column == wf.status_column;
-  if (status_change && c.value.is_string() &&
-      std::find(wf.decisions.begin(), wf.decisions.end(), c.value.get<std::string>()) != wf.decisions.end())
-    return Status(Code::kPermissionDenied, c.table + "." + c.column + " becomes '" + c.value.get<std::string>() +
-                                               "' only through a decision record");
+  auto listed = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  if (status_change && c.value.is_string()) {
+    const std::string to = c.value.get<std::string>();
+    if (listed(wf.decisions, to))
+      return Status(Code::kPermissionDenied, c.table + "." + c.column + " becomes '" + to +
+                                                 "' only through a decision record");
+    // Past the decisions (delivered) only once approved, except the exits.
+    int approving = status->Rank(wf.decisions.back());
+    if (status->Rank(to) > approving && !listed(wf.exits, to)) {
+      int rank = -1;
+      if (!(st = StatusOf(*wt, c.row, &rank)).ok()) return st;
+      if (rank < approving)
+        return Status(Code::kPermissionDenied, c.table + "/" + c.row + " must be " + wf.decisions.back() +
+                                                   " before it is " + to);
+    }
+  }
+  // A revision names an earlier row of the same owner that the writer sees.
+  if (wt == t && c.column == wf.previous_column && c.value.is_string()) {
+    std::string prev_key, owner, mine;
+    bool known = false, have_owner = false;
+    if (!(st = RowKey(t->name, c.value.get<std::string>(), &prev_key, &known)).ok()) return st;
+    if (!known || !batch->scope->Contains(prev_key))
+      return Status::InvalidArgument(c.table + "." + c.column + " must name a " + t->name + " row you can see");
+    if (t->scope == ScopeRule::kAssignee) {
+      if (!(st = KeyOwner(prev_key, &owner, &have_owner)).ok() || !(st = value(t->scope_column, &mine)).ok())
+        return st;
+      if (!have_owner || owner != mine)
+        return Status::InvalidArgument(c.table + "." + c.column + " must name a revision of the same " +
+                                       t->scope_column);
+    }
+  }
   // Frozen is judged as the server held the record before this batch: a
   // push that edits a draft and submits it, in any field order, goes through.
-  auto key = std::make_pair(wt->name, wrow);
-  if (batch->open.count(key)) return Status::OK();
-  int rank = -1;
-  if (!(st = StatusOf(*wt, wrow, &rank)).ok()) return st;
-  bool frozen = rank >= status->Rank(wf.frozen_from);
-  bool new_row = wt == t && created;
-  if (!frozen || new_row) {
-    batch->open.insert(key);
-    return Status::OK();
+  for (const std::string& wrow : wrows) {
+    auto key = std::make_pair(wt->name, wrow);
+    if (batch->open.count(key)) continue;
+    int rank = -1;
+    if (!(st = StatusOf(*wt, wrow, &rank)).ok()) return st;
+    bool frozen = rank >= status->Rank(wf.frozen_from);
+    bool new_row = wt == t && created;
+    if (!frozen || new_row) {
+      batch->open.insert(key);
+      continue;
+    }
+    if (status_change) continue;  // onward moves (voided, delivered); the state merge keeps it forward
+    std::string how = wf.previous_column.empty() ? "" : " (a new " + wt->name + " row with " + wf.previous_column + ")";
+    return Status(Code::kFrozen, wt->name + "/" + wrow + " is " + status->values[rank] +
+                                     " and frozen: change it as a new revision" + how);
   }
-  if (status_change) return Status::OK();  // onward moves (voided, delivered); the state merge keeps it forward
-  std::string state = status->values[rank];
-  std::string how = wf.previous_column.empty() ? "" : " (a new " + wt->name + " row with " + wf.previous_column + ")";
-  return Status(Code::kFrozen, wt->name + "/" + wrow + " is " + state + " and frozen: change it as a new revision" + how);
+  return Status::OK();
 }
 
 Status ServerStore::KeyOwner(const std::string& key, std::string* owner, bool* found) {
@@ -231,13 +283,21 @@ Status ServerStore::ApplyDecision(const Change& c, const KeyHints& hints, const 
   // that agree with it; a flagged one disagreed): a different one makes
   // this one a conflict, kept and flagged, and the first one stands.
   const std::string decision = c.value.get<std::string>();
+  std::string kind;
+  bool have_kind = false;
+  if (!d.kind_column.empty() && !(st = ValueOf(db, hints, c.table, c.row, d.kind_column, &kind, &have_kind)).ok())
+    return st;
+  // Decisions of another kind (a visit request's approval, the visit's
+  // review) neither conflict with this one nor stand in its way.
+  std::string same_kind = d.kind_column.empty() ? "" : " AND COALESCE(" + Quote(d.kind_column) + ", '')=?";
   Statement& q = db.Prepare("SELECT " + Quote(d.decision_column) + " FROM " + Quote(t->name) + " WHERE " +
                                 Quote(d.subject_table_column) + "=? AND " + Quote(d.subject_id_column) +
                                 "=? AND id<>? AND " + Quote(d.decision_column) + " IS NOT NULL AND NOT COALESCE(" +
-                                Quote(d.flag_column) + ", 0)",
+                                Quote(d.flag_column) + ", 0)" + same_kind,
                             &st);
   if (!st.ok()) return st;
   q.Bind(1, subject_table).Bind(2, subject_id).Bind(3, c.row);
+  if (!d.kind_column.empty()) q.Bind(4, have_kind ? kind : std::string());
   bool earlier = false, conflict = false;
   while (q.Step()) {
     earlier = true;
@@ -246,7 +306,9 @@ Status ServerStore::ApplyDecision(const Change& c, const KeyHints& hints, const 
   st = q.status();
   q.Reset();
   if (!st.ok()) return st;
-  if (conflict) return WriteServerField(c.table, c.row, d.flag_column, true, now_ms, clock, actor, applied);
+  // The consequences are the server's own writes (no user, no device in
+  // the audit trail); the decision record names who decided.
+  if (conflict) return WriteServerField(c.table, c.row, d.flag_column, true, now_ms, clock, nullptr, applied);
   if (earlier || !subject->workflow.enabled()) return Status::OK();
   const Workflow& wf = subject->workflow;
   if (std::find(wf.decisions.begin(), wf.decisions.end(), decision) == wf.decisions.end()) return Status::OK();
@@ -254,7 +316,7 @@ Status ServerStore::ApplyDecision(const Change& c, const KeyHints& hints, const 
   if (!(st = StatusOf(*subject, subject_id, &rank)).ok()) return st;
   const ColumnDef* status = subject->Find(wf.status_column);
   if (rank != status->Rank(wf.frozen_from)) return Status::OK();  // not waiting for a decision
-  return WriteServerField(subject_table, subject_id, wf.status_column, decision, now_ms, clock, actor, applied);
+  return WriteServerField(subject_table, subject_id, wf.status_column, decision, now_ms, clock, nullptr, applied);
 }
 
 Status ServerStore::RevisionDiff(const std::string& table, const std::string& row, json* out) {
@@ -288,7 +350,9 @@ Status ServerStore::RevisionDiff(const std::string& table, const std::string& ro
   if (wf.items_table.empty()) return Status::OK();
   // Items pair up by their key columns; what is left over was added or removed.
   const TableDef* items = store_.schema().Find(wf.items_table);
-  auto items_of = [&](const std::string& parent, std::map<std::string, json>* by_key) -> Status {
+  // Several items may share a key (two visits to one store on one day):
+  // they pair in id order.
+  auto items_of = [&](const std::string& parent, std::map<std::string, std::vector<json>>* by_key) -> Status {
     Statement& s = store_.db().Prepare("SELECT id FROM " + Quote(items->name) + " WHERE " +
                                            Quote(items->parent_column) + "=? ORDER BY id",
                                        &st);
@@ -307,29 +371,36 @@ Status ServerStore::RevisionDiff(const std::string& table, const std::string& ro
       json k = json::array();
       for (const auto& col : wf.items_key) k.push_back(item.value(col, json()));
       item["id"] = id;
-      (*by_key)[k.dump()] = item;
+      (*by_key)[k.dump()].push_back(item);
     }
     return Status::OK();
   };
-  std::map<std::string, json> old_items, new_items;
+  std::map<std::string, std::vector<json>> old_items, new_items;
   if (!(st = items_of(previous, &old_items)).ok() || !(st = items_of(row, &new_items)).ok()) return st;
   json added = json::array(), removed = json::array(), changed_items = json::array();
-  for (const auto& [k, item] : new_items) {
+  for (const auto& [k, now_list] : new_items) {
     auto it = old_items.find(k);
-    if (it == old_items.end()) {
-      added.push_back(item);
-      continue;
+    size_t paired = it == old_items.end() ? 0 : std::min(it->second.size(), now_list.size());
+    for (size_t i = 0; i < now_list.size(); ++i) {
+      const json& item = now_list[i];
+      if (i >= paired) {
+        added.push_back(item);
+        continue;
+      }
+      json fields = json::object();
+      for (const auto& c : items->columns) {
+        if (c.name == items->parent_column) continue;
+        json a = it->second[i].value(c.name, json()), b = item.value(c.name, json());
+        if (a != b) fields[c.name] = {{"from", a}, {"to", b}};
+      }
+      if (!fields.empty()) changed_items.push_back({{"key", json::parse(k)}, {"id", item["id"]}, {"fields", fields}});
     }
-    json fields = json::object();
-    for (const auto& c : items->columns) {
-      if (c.name == items->parent_column) continue;
-      json a = it->second.value(c.name, json()), b = item.value(c.name, json());
-      if (a != b) fields[c.name] = {{"from", a}, {"to", b}};
-    }
-    if (!fields.empty()) changed_items.push_back({{"key", json::parse(k)}, {"id", item["id"]}, {"fields", fields}});
   }
-  for (const auto& [k, item] : old_items)
-    if (!new_items.count(k)) removed.push_back(item);
+  for (const auto& [k, old_list] : old_items) {
+    auto it = new_items.find(k);
+    size_t paired = it == new_items.end() ? 0 : std::min(it->second.size(), old_list.size());
+    for (size_t i = paired; i < old_list.size(); ++i) removed.push_back(old_list[i]);
+  }
   (*out)["items"] = {{"added", added}, {"removed", removed}, {"changed", changed_items}};
   return Status::OK();
 }

@@ -339,4 +339,6 @@ json ErrorMessage(const Status& st, bool fatal) {
   return {{"type", msg::kError}, {"code", CodeName(st.code())}, {"message", st.message()}, {"fatal", fatal}};
 }
 
+bool JsonDepthWithin(std::string_view text, size_t max_depth) { return JsonWithin(text, max_depth); }
+
 }  // namespace fieldsync

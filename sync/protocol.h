@@ -56,6 +56,12 @@ std::string EncodeFrame(const json& msg, Encoding enc, bool compress = true, siz
 // string "type".
 Status DecodeFrame(std::string_view frame, const Limits& limits, json* msg);
 
+// True when JSON text nests no deeper than `max_depth` (the top-level value
+// is depth 1), judged by a scan before any parsing: a short text of a
+// million brackets would otherwise exhaust the parser. Malformed text may
+// pass; the parser refuses it.
+bool JsonDepthWithin(std::string_view text, size_t max_depth);
+
 // The JSON form of a change (short keys; see docs/protocol.md "Change").
 json ChangeToJson(const Change& c);
 // Structural decoding only (types and presence of fields); schema checks are

@@ -1,5 +1,7 @@
 #include "sync/schema.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -203,6 +205,15 @@ Status ParseWorkflow(const json& tj, TableDef* t) {
       return where("each decision must be a value of " + wf.status_column + " after " + wf.frozen_from);
     wf.decisions.push_back(d.get<std::string>());
   }
+  if (w.contains("exits")) {
+    if (!w["exits"].is_array()) return where("'exits' must be an array");
+    for (const auto& e : w["exits"]) {
+      if (!e.is_string() || status->Rank(e.get<std::string>()) < 0 ||
+          std::find(wf.decisions.begin(), wf.decisions.end(), e.get<std::string>()) != wf.decisions.end())
+        return where("each exit must be a value of " + wf.status_column + " that is not a decision");
+      wf.exits.push_back(e.get<std::string>());
+    }
+  }
   wf.previous_column = w.value("previous", "");
   if (!wf.previous_column.empty()) {
     const ColumnDef* p = t->Find(wf.previous_column);
@@ -234,6 +245,8 @@ Status ParseDecisionRecord(const json& tj, TableDef* t) {
   r.decision_column = d.value("decision", "");
   r.decided_by_column = d.value("decided_by", "");
   r.flag_column = d.value("flag", "");
+  r.kind_column = d.value("kind", "");
+  if (!r.kind_column.empty() && !t->Find(r.kind_column)) return where("'kind' must name a column");
   const ColumnDef* st = t->Find(r.subject_table_column);
   const ColumnDef* id = t->Find(r.subject_id_column);
   const ColumnDef* dc = t->Find(r.decision_column);

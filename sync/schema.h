@@ -72,7 +72,11 @@ const char* ScopeRuleName(ScopeRule r);
 struct Workflow {
   std::string status_column;            // a kState enum column
   std::string frozen_from;              // a value of it
-  std::vector<std::string> decisions;   // values after frozen_from, set by the server
+  std::vector<std::string> decisions;   // values after frozen_from, set by the server; the last approves
+  // Values after the decisions that need the approving decision first
+  // (an order is delivered only once approved), except these "exits",
+  // reachable from any state (voided).
+  std::vector<std::string> exits;
   std::string previous_column;          // optional: the revision this row replaces
   std::string items_table;              // optional: child rows compared between revisions
   std::vector<std::string> items_key;   // the columns that pair an item with its old self
@@ -88,6 +92,7 @@ struct DecisionRecord {
   std::string subject_id_column;
   std::string decision_column;       // enum
   std::string decided_by_column;     // optional: must name the writer
+  std::string kind_column;           // optional: decisions of different kinds never conflict
   std::string flag_column;           // boolean, write "server": a conflicting decision
   bool enabled() const { return !decision_column.empty(); }
 };

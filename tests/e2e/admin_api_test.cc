@@ -53,6 +53,15 @@ TEST_F(AdminHttp, OnlySupervisorsAndAdminsGetInAndBadRequestsChangeNothing) {
   ExpectHoldsItsScope(*a, "rep_a");
   json me = Call("sup_n", "GET", "/api/me").body;
   EXPECT_EQ(me["role"], "supervisor");
+  // Bytes no id holds are refused before they reach any message.
+  EXPECT_EQ(HttpCall(server_.url(), "GET", "/api/users/\xff\xfe", Token("sup_n", "d")).status, 400);
+  EXPECT_EQ(Call("sup_n", "GET", "/api/users/%FF").status, 404);
+  EXPECT_EQ(Call("sup_n", "GET", "/api/me").status, 200);
+  // Without a signing key there is no admin API at all.
+  testing::TestServer open_server;
+  HttpReply none = HttpCall(open_server.url(), "GET", "/api/users");
+  EXPECT_EQ(none.status, 404);
+  EXPECT_EQ(none.body["code"], "unsupported");
 }
 
 TEST_F(AdminHttp, ASupervisorSeesAndChangesTheirTeamOnly) {
@@ -102,8 +111,9 @@ TEST_F(AdminHttp, ASupervisorSeesAndChangesTheirTeamOnly) {
 TEST_F(AdminHttp, PlansAreReviewedAndDecidedOverHttpUnderTheSameRules) {
   auto a = Open("a");
   ASSERT_TRUE(a->Put("visit_plans", "p1", {{"rep", "rep_a"}, {"week_start", "2026-12-07"}, {"status", "draft"}}).ok());
-  ASSERT_TRUE(a->Put("plan_items", "i1", {{"plan_id", "p1"}, {"account_id", "acc_a1"}, {"planned_date", "2026-12-07"}, {"route_order", 1}}).ok());
-  ASSERT_TRUE(a->Put("plan_items", "i2", {{"plan_id", "p1"}, {"account_id", "acc_a2"}, {"planned_date", "2026-12-07"}, {"route_order", 2}}).ok());
+  // Ids in the opposite order of the route: the API sorts by date and route order.
+  ASSERT_TRUE(a->Put("plan_items", "i2", {{"plan_id", "p1"}, {"account_id", "acc_a1"}, {"planned_date", "2026-12-07"}, {"route_order", 1}}).ok());
+  ASSERT_TRUE(a->Put("plan_items", "i1", {{"plan_id", "p1"}, {"account_id", "acc_a2"}, {"planned_date", "2026-12-07"}, {"route_order", 2}}).ok());
   ASSERT_TRUE(a->Sync(Options("rep_a")).ok());
   EXPECT_EQ(Call("sup_n", "POST", "/api/plans/p1/decisions", {{"decision", "approved"}}).status, 400);  // a draft
   ASSERT_TRUE(a->Put("visit_plans", "p1", {{"status", "submitted"}, {"submitted_at", "2026-12-04T17:30:00"}}).ok());
@@ -119,9 +129,16 @@ TEST_F(AdminHttp, PlansAreReviewedAndDecidedOverHttpUnderTheSameRules) {
   HttpReply plan = Call("sup_n", "GET", "/api/plans/p1");
   ASSERT_EQ(plan.status, 200);
   ASSERT_EQ(plan.body["items"].size(), 2u);
-  EXPECT_EQ(plan.body["items"][1]["id"], "i2");  // in route order
+  EXPECT_EQ(plan.body["items"][0]["id"], "i2");  // in route order
+  EXPECT_EQ(plan.body["items"][1]["id"], "i1");
   EXPECT_TRUE(plan.body["diff"]["previous"].is_null());
 
+  // A refused decision writes nothing at all (all or nothing).
+  std::string before = server_.Dump();
+  int64_t head = server_.hub().head();
+  EXPECT_EQ(Call("sup_n", "POST", "/api/plans/p1/decisions", {{"decision", "approved"}, {"kind", "bogus"}}).status, 400);
+  EXPECT_EQ(server_.Dump(), before);
+  EXPECT_EQ(server_.hub().head(), head);
   HttpReply first = Call("sup_n", "POST", "/api/plans/p1/decisions", {{"decision", "approved"}, {"comment", "ok"}});
   ASSERT_EQ(first.status, 201) << first.raw;
   EXPECT_EQ(first.body["subject"]["status"], "approved");

@@ -64,8 +64,11 @@ TEST_F(Workflow, ASubmittedPlanIsFrozenAndOnlyADecisionRecordApprovesIt) {
   // Friday: the last edit and the submission go up in one push.
   ASSERT_TRUE(tablet->Put("plan_items", "p1_2", {{"route_order", 2}}).ok());
   ASSERT_TRUE(tablet->Put("visit_plans", "p1", {{"status", "submitted"}, {"submitted_at", "2026-12-04T15:40:00"}}).ok());
+  // A later line of the same push, after the submission, still belongs to it.
+  ASSERT_TRUE(tablet->Put("plan_items", "p1_1", {{"objective", "promo check"}}).ok());
   ASSERT_TRUE(tablet->Sync(Device("rep_a", "tablet")).ok());
   EXPECT_TRUE(Refused(*tablet).empty());
+  EXPECT_EQ(Row(*tablet, "plan_items", "p1_1")["objective"], "promo check");
 
   // Offline, the phone still shows a draft and the rep moves a visit; the
   // server holds the plan submitted, so the edit is refused and undone.
@@ -73,8 +76,8 @@ TEST_F(Workflow, ASubmittedPlanIsFrozenAndOnlyADecisionRecordApprovesIt) {
   ASSERT_TRUE(phone->Put("plan_items", "p1_3", {{"plan_id", "p1"}, {"account_id", "acc_a1"}, {"planned_date", "2026-12-10"}}).ok());
   // Nor can the rep approve their own plan by writing its status.
   ASSERT_TRUE(phone->Put("visit_plans", "p1", {{"status", "approved"}}).ok());
-  ASSERT_TRUE(phone->Put("approvals", "ap_self", {{"rep", "rep_a"}, {"subject_table", "visit_plans"},
-                                                 {"subject_id", "p1"}, {"decision", "approved"}}).ok());
+  ASSERT_TRUE(phone->Put("approvals", "ap_self", {{"rep", "rep_a"}, {"subject_table", "visit_plans"}, {"subject_id", "p1"},
+                                                 {"decision", "approved"}, {"decided_by", "rep_a"}}).ok());
   SyncReport pr;
   ASSERT_TRUE(phone->Sync(Device("rep_a", "phone"), &pr).ok());
   auto refused = Refused(*phone);
@@ -129,6 +132,12 @@ TEST_F(Workflow, AChangeAfterSubmissionIsANewRevisionWithAVisibleDiff) {
     EXPECT_EQ(Row(*r, "visit_plans", "p1")["status"], "approved");
     EXPECT_EQ(Row(*r, "visit_plans", "p2")["status"], "submitted");  // awaits its own decision
   }
+  // A revision of someone else's plan is refused: the diff would show it.
+  auto b = Open("b");
+  ASSERT_TRUE(b->Sync(Options("rep_b")).ok());
+  ASSERT_TRUE(b->Put("visit_plans", "pb", {{"rep", "rep_b"}, {"previous_plan_id", "p1"}, {"status", "draft"}}).ok());
+  ASSERT_TRUE(b->Sync(Options("rep_b")).ok());
+  EXPECT_EQ(Refused(*b)["visit_plans/pb.previous_plan_id"], "invalid_argument");
   json diff;
   ASSERT_TRUE(server_.hub().RevisionDiff("visit_plans", "p2", &diff).ok());
   EXPECT_EQ(diff["previous"], "p1");
@@ -141,6 +150,7 @@ TEST_F(Workflow, AChangeAfterSubmissionIsANewRevisionWithAVisibleDiff) {
   ASSERT_EQ(diff["items"]["changed"].size(), 1u);
   EXPECT_EQ(diff["items"]["changed"][0]["fields"]["route_order"]["to"], 3);
   EXPECT_EQ(diff["items"]["changed"][0]["fields"]["objective"]["to"], "promo check");
+  ASSERT_TRUE(sup->Sync(Options("sup_n")).ok());
   ExpectHoldsItsScope(*tablet, "rep_a");
   ExpectHoldsItsScope(*sup, "sup_n");
 }
@@ -177,6 +187,12 @@ TEST_F(Workflow, ASecondDisagreeingDecisionIsKeptAndFlaggedAndNoneIsOverwritten)
   EXPECT_EQ(refused["approvals/ap_approve."], "permission_denied");
   EXPECT_EQ(Row(*desk, "approvals", "ap_return")["decision"], "returned");
   EXPECT_EQ(Row(*desk, "approvals", "ap_approve")["decision"], "approved");
+  // Nor rewritten in the push that creates it.
+  Decide(*desk, "ap_twice", "sup_n", "visit_plans", "p1", "returned");
+  ASSERT_TRUE(desk->Put("approvals", "ap_twice", {{"decision", "approved"}}).ok());
+  ASSERT_TRUE(desk->Sync(Device("sup_n", "desk")).ok());
+  EXPECT_EQ(Refused(*desk)["approvals/ap_twice.decision"], "permission_denied");
+  EXPECT_EQ(Row(*desk, "approvals", "ap_twice")["decision"], "returned");
   // An agreeing second decision is no conflict.
   ASSERT_TRUE(laptop->Sync(Device("sup_n", "laptop")).ok());
   Decide(*laptop, "ap_again", "sup_n", "visit_plans", "p1", "returned");
@@ -200,8 +216,12 @@ TEST_F(Workflow, ADecisionMustBeOnASubmittedSubjectTheDeciderSees) {
   Decide(*north, "ap_missing", "sup_n", "visit_plans", "p_none", "approved");  // no such plan
   ASSERT_TRUE(north->Put("approvals", "ap_rep", {{"rep", "rep_b"}, {"subject_table", "visits"}, {"subject_id", "v_acc_a1"},
                                                  {"decision", "reviewed"}, {"decided_by", "sup_n"}}).ok());
-  // A visit record reviewed: no workflow, just the record.
-  Decide(*north, "ap_review", "sup_n", "visits", "v_acc_a1", "reviewed");
+  // A key-account visit request approved, then the visit record reviewed:
+  // no workflow, just the records, and decisions of two kinds never conflict.
+  ASSERT_TRUE(north->Put("approvals", "ap_request", {{"rep", "rep_a"}, {"subject_table", "visits"}, {"subject_id", "v_acc_a1"},
+                                                    {"decision", "approved"}, {"decided_by", "sup_n"}, {"kind", "visit_request"}}).ok());
+  ASSERT_TRUE(north->Put("approvals", "ap_review", {{"rep", "rep_a"}, {"subject_table", "visits"}, {"subject_id", "v_acc_a1"},
+                                                   {"decision", "reviewed"}, {"decided_by", "sup_n"}, {"kind", "visit_review"}}).ok());
   ASSERT_TRUE(north->Sync(Options("sup_n")).ok());
   auto refused = Refused(*north);
   EXPECT_EQ(refused["approvals/ap_draft.decision"], "invalid_argument");
@@ -210,26 +230,44 @@ TEST_F(Workflow, ADecisionMustBeOnASubmittedSubjectTheDeciderSees) {
   EXPECT_EQ(refused["approvals/ap_missing.decision"], "not_found");
   EXPECT_EQ(refused["approvals/ap_rep.decision"], "invalid_argument");  // rep_b is not the visit's rep
   EXPECT_EQ(refused.count("approvals/ap_review.decision"), 0u);
+  EXPECT_FALSE(Row(*north, "approvals", "ap_review").contains("conflicting"));
   // Another team's supervisor cannot decide on rep_a's work at all.
   ASSERT_TRUE(tablet->Put("visit_plans", "p1", {{"status", "submitted"}}).ok());
   ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
   Decide(*south, "ap_south", "sup_s", "visit_plans", "p1", "approved");
+  ASSERT_TRUE(south->Put("approvals", "ap_south2", {{"rep", "rep_c"}, {"subject_table", "visit_plans"}, {"subject_id", "p1"},
+                                                   {"decision", "approved"}, {"decided_by", "sup_s"}}).ok());
   ASSERT_TRUE(south->Sync(Options("sup_s")).ok());
-  EXPECT_EQ(Refused(*south)["approvals/ap_south.decision"], "permission_denied");
+  EXPECT_EQ(Refused(*south)["approvals/ap_south.decision"], "permission_denied");  // rep_a is not in the team
+  EXPECT_EQ(Refused(*south)["approvals/ap_south2.decision"], "permission_denied");  // the plan is not in scope
   ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
   EXPECT_EQ(Row(*tablet, "visit_plans", "p1")["status"], "submitted");
   EXPECT_EQ(Row(*tablet, "approvals", "ap_review")["decision"], "reviewed");
   // A submitted draft order is frozen the same way, lines included.
+  ASSERT_TRUE(tablet->Put("orders", "o_acc_a2", {{"status", "delivered"}}).ok());  // never approved
+  ASSERT_TRUE(tablet->Put("orders", "o_a1_draft", {{"account_id", "acc_a1"}}).ok());
   ASSERT_TRUE(tablet->Put("orders", "o_acc_a1", {{"status", "submitted"}}).ok());
   ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
+  EXPECT_EQ(Refused(*tablet)["orders/o_acc_a2.status"], "permission_denied");
+  EXPECT_FALSE(Row(*tablet, "orders", "o_acc_a2").contains("status"));
+  // A line cannot leave a submitted order for a draft one of the same
+  // account, nor be edited by naming another parent in the same push.
+  ASSERT_TRUE(tablet->Put("order_lines", "ol_acc_a1", {{"order_id", "o_a1_draft"}}).ok());
+  ASSERT_TRUE(tablet->Put("order_lines", "ol_acc_a1", {{"quantity", 40}, {"order_id", "o_nowhere"}}).ok());
   ASSERT_TRUE(tablet->Put("order_lines", "ol_acc_a1", {{"quantity", 30}}).ok());
   ASSERT_TRUE(tablet->Put("orders", "o_acc_a1", {{"status", "voided"}}).ok());  // onward is allowed
   ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
   refused = Refused(*tablet);
   EXPECT_EQ(refused["order_lines/ol_acc_a1.quantity"], "frozen");
+  EXPECT_NE(refused["order_lines/ol_acc_a1.order_id"], "");
   EXPECT_EQ(refused.count("orders/o_acc_a1.status"), 0u);
   EXPECT_EQ(Row(*tablet, "order_lines", "ol_acc_a1")["quantity"], 3);
+  EXPECT_EQ(Row(*tablet, "order_lines", "ol_acc_a1")["order_id"], "o_acc_a1");
   EXPECT_EQ(Row(*tablet, "orders", "o_acc_a1")["status"], "voided");
+  // A voided order awaits no decision.
+  Decide(*north, "ap_void", "sup_n", "orders", "o_acc_a1", "approved");
+  ASSERT_TRUE(north->Sync(Options("sup_n")).ok());
+  EXPECT_EQ(Refused(*north)["approvals/ap_void.decision"], "invalid_argument");
   ASSERT_TRUE(north->Sync(Options("sup_n")).ok());
   ASSERT_TRUE(south->Sync(Options("sup_s")).ok());
   ExpectHoldsItsScope(*tablet, "rep_a");

@@ -136,6 +136,8 @@ TEST(SchemaParse, WorkflowsAndDecisionRecordsOfTheShippedSchema) {
   EXPECT_EQ(wf.previous_column, "previous_plan_id");
   EXPECT_EQ(wf.items_table, "plan_items");
   EXPECT_TRUE(s.Find("orders")->workflow.enabled());
+  EXPECT_EQ(s.Find("orders")->workflow.exits, (std::vector<std::string>{"voided"}));
+  EXPECT_EQ(s.Find("approvals")->decision.kind_column, "kind");
   EXPECT_FALSE(s.Find("visits")->workflow.enabled());
   const TableDef* a = s.Find("approvals");
   EXPECT_TRUE(a->decision.enabled());
@@ -194,6 +196,9 @@ const RejectCase kRejectCases[] = {
     {"workflow_decision_before_frozen",
      R"({"version": 1, "tables": [{"name": "t", "workflow": {"status": "s", "frozen_from": "b", "decisions": ["a"]}, "columns": [{"name": "s", "type": "enum", "merge": "state", "values": ["a", "b", "c"]}]}]})",
      "after b"},
+    {"workflow_exit_is_a_decision",
+     R"({"version": 1, "tables": [{"name": "t", "workflow": {"status": "s", "frozen_from": "b", "decisions": ["c"], "exits": ["c"]}, "columns": [{"name": "s", "type": "enum", "merge": "state", "values": ["a", "b", "c"]}]}]})",
+     "each exit must be"},
     {"workflow_unknown_frozen_from",
      R"({"version": 1, "tables": [{"name": "t", "workflow": {"status": "s", "frozen_from": "x", "decisions": ["c"]}, "columns": [{"name": "s", "type": "enum", "merge": "state", "values": ["a", "b", "c"]}]}]})",
      "'frozen_from' must be a value"},
