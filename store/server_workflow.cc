@@ -182,20 +182,27 @@ Status ServerStore::CheckWorkflow(const Actor& actor, const Change& c, const Key
                                                    " before it is " + to);
     }
   }
-  // A revision names an earlier row of the same owner that the writer sees.
+  // A revision replaces an earlier row of the same owner (a plan of the
+  // same rep; an order of the same account), which is then in the writer's
+  // scope too: the diff never shows someone else's rows.
   if (wt == t && c.column == wf.previous_column && c.value.is_string()) {
     std::string prev_key, owner, mine;
     bool known = false, have_owner = false;
     if (!(st = RowKey(t->name, c.value.get<std::string>(), &prev_key, &known)).ok()) return st;
-    if (!known || !batch->scope->Contains(prev_key))
-      return Status::InvalidArgument(c.table + "." + c.column + " must name a " + t->name + " row you can see");
-    if (t->scope == ScopeRule::kAssignee) {
+    bool same = false;
+    if (known && t->scope == ScopeRule::kAssignee) {
       if (!(st = KeyOwner(prev_key, &owner, &have_owner)).ok() || !(st = value(t->scope_column, &mine)).ok())
         return st;
-      if (!have_owner || owner != mine)
-        return Status::InvalidArgument(c.table + "." + c.column + " must name a revision of the same " +
-                                       t->scope_column);
+      same = have_owner && owner == mine;
+    } else if (known) {
+      std::string key;
+      bool fresh = false;
+      if (!(st = DeriveRowKey(c, hints, &key, &fresh)).ok()) return st;
+      same = key == prev_key;
     }
+    if (!same)
+      return Status::InvalidArgument(c.table + "." + c.column + " must name an earlier " + t->name +
+                                     " of the same " + (t->scope == ScopeRule::kAssignee ? t->scope_column : "owner"));
   }
   // Frozen is judged as the server held the record before this batch: a
   // push that edits a draft and submits it, in any field order, goes through.

@@ -102,10 +102,15 @@ TEST_F(AdminHttp, ASupervisorSeesAndChangesTheirTeamOnly) {
   EXPECT_TRUE(b->Get("accounts", "acc_a2", &row).ok());
   ExpectHoldsItsScope(*a, "rep_a");
   ExpectHoldsItsScope(*b, "rep_b");
+  // A deleted account is not reassigned.
+  ASSERT_TRUE(a->Delete("accounts", "acc_a1").ok());
+  ASSERT_TRUE(a->Sync(Options("rep_a")).ok());
+  HttpReply gone = Call("sup_n", "PUT", "/api/assignments/acc_a1", {{"rep", "rep_b"}});
+  EXPECT_EQ(gone.status, 404);
+  EXPECT_EQ(gone.body["code"], "deleted");
   // Removing a rep from the team takes their accounts out of the supervisor's view.
   EXPECT_EQ(Call("sup_n", "PUT", "/api/users/rep_b", {{"team", ""}}).status, 200);
-  EXPECT_EQ(Ids(Call("sup_n", "GET", "/api/assignments").body["assignments"], "account"),
-            (std::set<std::string>{"acc_a1"}));
+  EXPECT_EQ(Ids(Call("sup_n", "GET", "/api/assignments").body["assignments"], "account"), std::set<std::string>{});
 }
 
 TEST_F(AdminHttp, PlansAreReviewedAndDecidedOverHttpUnderTheSameRules) {

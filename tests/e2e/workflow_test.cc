@@ -138,6 +138,10 @@ TEST_F(Workflow, AChangeAfterSubmissionIsANewRevisionWithAVisibleDiff) {
   ASSERT_TRUE(b->Put("visit_plans", "pb", {{"rep", "rep_b"}, {"previous_plan_id", "p1"}, {"status", "draft"}}).ok());
   ASSERT_TRUE(b->Sync(Options("rep_b")).ok());
   EXPECT_EQ(Refused(*b)["visit_plans/pb.previous_plan_id"], "invalid_argument");
+  // Nor may a supervisor, who sees both reps' plans, hang one rep's plan on another's.
+  ASSERT_TRUE(sup->Put("visit_plans", "ps", {{"rep", "rep_b"}, {"previous_plan_id", "p1"}, {"status", "draft"}}).ok());
+  ASSERT_TRUE(sup->Sync(Options("sup_n")).ok());
+  EXPECT_EQ(Refused(*sup)["visit_plans/ps.previous_plan_id"], "invalid_argument");
   json diff;
   ASSERT_TRUE(server_.hub().RevisionDiff("visit_plans", "p2", &diff).ok());
   EXPECT_EQ(diff["previous"], "p1");
@@ -187,6 +191,19 @@ TEST_F(Workflow, ASecondDisagreeingDecisionIsKeptAndFlaggedAndNoneIsOverwritten)
   EXPECT_EQ(refused["approvals/ap_approve."], "permission_denied");
   EXPECT_EQ(Row(*desk, "approvals", "ap_return")["decision"], "returned");
   EXPECT_EQ(Row(*desk, "approvals", "ap_approve")["decision"], "approved");
+  // A record is checked on the value each change writes: a second value of
+  // the same field in the push is judged on its own.
+  ASSERT_TRUE(tablet->Put("visit_plans", "p9", {{"rep", "rep_a"}, {"status", "draft"}}).ok());
+  ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
+  ASSERT_TRUE(tablet->Put("visit_plans", "p9", {{"status", "submitted"}}).ok());
+  ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
+  ASSERT_TRUE(desk->Sync(Device("sup_n", "desk")).ok());
+  Decide(*desk, "ap_9", "sup_n", "visit_plans", "p9", "reviewed");  // not a plan decision
+  ASSERT_TRUE(desk->Put("approvals", "ap_9", {{"decision", "approved"}}).ok());
+  ASSERT_TRUE(desk->Sync(Device("sup_n", "desk")).ok());
+  EXPECT_EQ(Refused(*desk)["approvals/ap_9.decision"], "schema_violation");
+  EXPECT_EQ(Row(*desk, "approvals", "ap_9")["decision"], "approved");
+  EXPECT_EQ(Row(*desk, "visit_plans", "p9")["status"], "approved");
   // Nor rewritten in the push that creates it.
   Decide(*desk, "ap_twice", "sup_n", "visit_plans", "p1", "returned");
   ASSERT_TRUE(desk->Put("approvals", "ap_twice", {{"decision", "approved"}}).ok());
@@ -246,6 +263,7 @@ TEST_F(Workflow, ADecisionMustBeOnASubmittedSubjectTheDeciderSees) {
   // A submitted draft order is frozen the same way, lines included.
   ASSERT_TRUE(tablet->Put("orders", "o_acc_a2", {{"status", "delivered"}}).ok());  // never approved
   ASSERT_TRUE(tablet->Put("orders", "o_a1_draft", {{"account_id", "acc_a1"}}).ok());
+  ASSERT_TRUE(tablet->Put("order_lines", "ol_draft", {{"order_id", "o_a1_draft"}, {"quantity", 5}}).ok());
   ASSERT_TRUE(tablet->Put("orders", "o_acc_a1", {{"status", "submitted"}}).ok());
   ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
   EXPECT_EQ(Refused(*tablet)["orders/o_acc_a2.status"], "permission_denied");
@@ -255,6 +273,8 @@ TEST_F(Workflow, ADecisionMustBeOnASubmittedSubjectTheDeciderSees) {
   ASSERT_TRUE(tablet->Put("order_lines", "ol_acc_a1", {{"order_id", "o_a1_draft"}}).ok());
   ASSERT_TRUE(tablet->Put("order_lines", "ol_acc_a1", {{"quantity", 40}, {"order_id", "o_nowhere"}}).ok());
   ASSERT_TRUE(tablet->Put("order_lines", "ol_acc_a1", {{"quantity", 30}}).ok());
+  ASSERT_TRUE(tablet->Put("order_lines", "ol_draft", {{"order_id", "o_acc_a1"}}).ok());  // into the submitted order
+  ASSERT_TRUE(tablet->Put("orders", "o_replace", {{"account_id", "acc_a1"}, {"replaces_order_id", "o_acc_a2"}}).ok());
   ASSERT_TRUE(tablet->Put("orders", "o_acc_a1", {{"status", "voided"}}).ok());  // onward is allowed
   ASSERT_TRUE(tablet->Sync(Options("rep_a")).ok());
   refused = Refused(*tablet);
@@ -263,6 +283,9 @@ TEST_F(Workflow, ADecisionMustBeOnASubmittedSubjectTheDeciderSees) {
   EXPECT_EQ(refused.count("orders/o_acc_a1.status"), 0u);
   EXPECT_EQ(Row(*tablet, "order_lines", "ol_acc_a1")["quantity"], 3);
   EXPECT_EQ(Row(*tablet, "order_lines", "ol_acc_a1")["order_id"], "o_acc_a1");
+  EXPECT_EQ(refused["order_lines/ol_draft.order_id"], "frozen");
+  EXPECT_EQ(Row(*tablet, "order_lines", "ol_draft")["order_id"], "o_a1_draft");
+  EXPECT_EQ(refused["orders/o_replace.replaces_order_id"], "invalid_argument");  // another account's order
   EXPECT_EQ(Row(*tablet, "orders", "o_acc_a1")["status"], "voided");
   // A voided order awaits no decision.
   Decide(*north, "ap_void", "sup_n", "orders", "o_acc_a1", "approved");
