@@ -1,10 +1,17 @@
 // The second half of the demo: two teams on a server with authentication.
 // Each rep's tablet holds only its own accounts; a supervisor moves an
 // account from one rep to another while the first rep has unsent work on
-// it; a rep's write to another team's account is refused and reverted.
+// it; a rep's write to another team's account is refused and reverted; a
+// weekly plan is submitted on the tablet and approved over the admin HTTP
+// API, after which the tablet can no longer change it.
 #include <filesystem>
 #include <random>
 #include <set>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 
 #include "fieldsync/replica.h"
 #include "server/server.h"
@@ -34,6 +41,32 @@ std::set<std::string> Accounts(Replica& r) {
   if (r.Query("accounts", q, &rows).ok())
     for (const auto& row : rows) ids.insert(row["id"].get<std::string>());
   return ids;
+}
+
+// One request to the admin API on the server's port, as a dashboard would
+// make it. Returns the HTTP status (0 when there was no answer).
+int AdminCall(uint16_t port, const std::string& token, boost::beast::http::verb verb, const std::string& target,
+              const json& body, json* answer) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  stream.expires_after(std::chrono::seconds(10));
+  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return 0;
+  http::request<http::string_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::authorization, "Bearer " + token);
+  if (!body.is_null()) req.body() = body.dump();
+  req.prepare_payload();
+  http::write(stream, req, ec);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  if (!ec) http::read(stream, buf, res, ec);
+  if (ec && ec != http::error::end_of_stream) return 0;
+  *answer = json::parse(res.body(), nullptr, false);
+  return static_cast<int>(res.result_int());
 }
 
 std::string Join(const std::set<std::string>& s) {
@@ -150,6 +183,42 @@ int RunTerritoryDemo(const Schema& schema, const DemoOptions& opts, std::ostream
   bool clean = true;
   srv.hub().Dump([&](const json& l) { clean &= l.dump().find("not mine") == std::string::npos; });
   check(clean, "the server never stored it");
+
+  out << "== li hands in next week's visit plan on Friday; sup_north approves it over the admin API\n";
+  Replica& li = *tablets["li"];
+  must(li.Put("visit_plans", "plan-li-w50", {{"rep", "li"}, {"week_start", "2026-12-07"}, {"revision", 1},
+                                               {"status", "draft"}}), "draft plan");
+  must(li.Put("plan_items", "plan-li-w50-1", {{"plan_id", "plan-li-w50"}, {"account_id", "hm-pudong"},
+                                                {"planned_date", "2026-12-07"}, {"route_order", 1}}), "plan item");
+  must(li.Put("plan_items", "plan-li-w50-2", {{"plan_id", "plan-li-w50"}, {"account_id", "hm-minhang"},
+                                                {"planned_date", "2026-12-07"}, {"route_order", 2}}), "plan item");
+  must(li.Put("visit_plans", "plan-li-w50", {{"status", "submitted"}, {"submitted_at", "2026-12-04T15:10:00"}}),
+       "submit plan");
+  must(li.Sync(signin["li"]), "li sync");
+  std::string desk;
+  must(srv.hub().IssueToken("sup_north", "desk-sup_north", 3600, &desk), "issue a dashboard token");
+  json answer;
+  int code = AdminCall(srv.port(), desk, boost::beast::http::verb::get, "/api/plans?status=submitted", nullptr, &answer);
+  bool listed = code == 200 && answer.contains("plans") && answer["plans"].size() == 1 &&
+                answer["plans"][0].value("on_time", false);
+  out << "   GET /api/plans?status=submitted -> " << code << ", " << (listed ? 1 : 0)
+      << " plan, handed in on time (due " << (listed ? answer["plans"][0].value("due", "") : "?") << ")\n";
+  check(listed, "the supervisor sees li's submitted plan, on time");
+  code = AdminCall(srv.port(), desk, boost::beast::http::verb::post, "/api/plans/plan-li-w50/decisions",
+                   {{"decision", "approved"}, {"comment", "good route"}}, &answer);
+  out << "   POST /api/plans/plan-li-w50/decisions approved -> " << code << "\n";
+  check(code == 201 && answer["subject"].value("status", "") == "approved", "the plan is approved by a decision record");
+  // Offline that evening li moves a visit in the approved plan.
+  must(li.Put("plan_items", "plan-li-w50-2", {{"route_order", 3}}), "li edits the approved plan");
+  must(li.Sync(signin["li"]), "li sync");
+  rej.clear();
+  li.Rejections(&rej);
+  bool frozen = !rej.empty() && rej.back().code == "frozen";
+  out << "   li's later edit: " << (frozen ? rej.back().code + ": " + rej.back().message : std::string("accepted?"))
+      << "\n";
+  check(frozen && li.Get("plan_items", "plan-li-w50-2", &row).ok() && row.value("route_order", 0) == 2 &&
+            li.Get("visit_plans", "plan-li-w50", &row).ok() && row.value("status", "") == "approved",
+        "the approved plan is frozen: li's edit is refused and undone, the tablet shows the approval");
 
   tablets.clear();
   srv.Stop();
