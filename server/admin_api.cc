@@ -201,27 +201,27 @@ class Call {
     return Status::OK();
   }
   // Every row of `table` matching `where` in the caller's scope (by each
-  // row's key, as a device's pull), read a page at a time under the lock.
+  // row's key, as a device's pull), read a page at a time under one hold
+  // of the lock, so the list is one consistent state.
   Status Rows(const std::string& table, const json& where, std::vector<json>* out) {
     store::QueryOptions q;
     q.where = where;
     q.limit = 1000;
-    for (bool more = true; more; q.offset += q.limit) {
-      Status st = hub_.WithStore([&](store::ServerStore& s) {
+    return hub_.WithStore([&](store::ServerStore& s) {
+      for (bool more = true; more; q.offset += q.limit) {
         std::vector<json> page;
         Status s2 = s.store().Query(table, q, &page);
-        more = s2.ok() && static_cast<int64_t>(page.size()) == q.limit;
-        for (size_t i = 0; s2.ok() && i < page.size(); ++i) {
+        if (!s2.ok()) return s2;
+        more = static_cast<int64_t>(page.size()) == q.limit;
+        for (auto& r : page) {
           std::string key;
           bool found = false;
-          s2 = s.RowKey(table, page[i].value("id", std::string()), &key, &found);
-          if (s2.ok() && found && scope_.Contains(key)) out->push_back(std::move(page[i]));
+          if (!(s2 = s.RowKey(table, r.value("id", std::string()), &key, &found)).ok()) return s2;
+          if (found && scope_.Contains(key)) out->push_back(std::move(r));
         }
-        return s2;
-      });
-      if (!st.ok()) return st;
-    }
-    return Status::OK();
+      }
+      return Status::OK();
+    });
   }
 
   Status Route() {

@@ -114,6 +114,7 @@ Status ServerStore::ApplyBatchImpl(const std::vector<Change>& changes, uint64_t 
   std::set<std::pair<std::string, std::string>> created_here;  // rows this batch created
   BatchState batch;
   batch.scope = &scope;
+  std::set<std::pair<std::string, std::string>> decided;  // decision records written
   auto fail = [&](const Status& e) {
     applied->clear();  // the transaction rolls back: nothing was applied
     return e;
@@ -193,10 +194,13 @@ Status ServerStore::ApplyBatchImpl(const std::vector<Change>& changes, uint64_t 
     if (!(st = store_.ApplyChange(c, &outcome)).ok()) return fail(st);
     if (!(st = UpdateOwner(c)).ok()) return fail(st);
     clock->Observe(c.stamp.hlc);
-    Change mine = c;
+    const TableDef* t = store_.schema().Find(c.table);
+    if (t->decision.enabled() && c.column == t->decision.decision_column) decided.insert({c.table, c.row});
     applied->push_back(std::move(c));
-    if (!(st = ApplyDecision(mine, hints, actor, now_ms, clock, applied)).ok()) return fail(st);
   }
+  // A decision takes effect once its record is whole: after the push.
+  for (const auto& [table, row] : decided)
+    if (!(st = ApplyDecision(table, row, now_ms, clock, applied)).ok()) return fail(st);
   st = tx.Commit();
   if (!st.ok()) applied->clear();
   return st;

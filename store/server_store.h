@@ -226,11 +226,12 @@ class ServerStore {
   // written by supervisors only, server-set columns, append-only rows,
   // frozen records (kFrozen) and decisions on what the actor may see.
   Status CheckWorkflow(const Actor& actor, const Change& c, const KeyHints& hints, bool created, BatchState* batch);
-  // After a decision-record change applied: the subject's status takes the
-  // first decision, a later disagreeing one is flagged. Runs without an
-  // actor too (it is merge semantics, not a permission).
-  Status ApplyDecision(const Change& c, const KeyHints& hints, const Actor* actor, uint64_t now_ms,
-                       HybridClock* clock, std::vector<Change>* applied);
+  // After a push wrote a decision record: from its stored (final) values,
+  // the subject's status takes the first decision, a later disagreeing one
+  // is flagged. Once per record per push; without an actor too (it is merge
+  // semantics, not a permission).
+  Status ApplyDecision(const std::string& table, const std::string& row, uint64_t now_ms, HybridClock* clock,
+                       std::vector<Change>* applied);
   // One field written by the server's own node inside the caller's
   // transaction, logged (attributed to `actor`, may be null) and merged.
   Status WriteServerField(const std::string& table, const std::string& row, const std::string& column,

@@ -66,23 +66,23 @@ Status ServerStore::CheckWorkflow(const Actor& actor, const Change& c, const Key
   const ColumnDef* col = c.column.empty() ? nullptr : t->Find(c.column);
   if (col && col->server_only)
     return Status(Code::kPermissionDenied, "column '" + c.table + "." + c.column + "' is set by the server");
-  // Append-only: each field is written once, in the batch that creates the
-  // row or later, and never again; rows are never deleted.
+  // Append-only: a field the server holds is never written again, and rows
+  // are never deleted. Within the push that creates the row its fields may
+  // be written more than once (a comment corrected before syncing): the
+  // record is judged on the values it ends the push with.
   if (t->append_only) {
     if (!col) return Status(Code::kPermissionDenied, c.table + "/" + c.row + " is append-only: it is never deleted");
+  }
+  if (t->append_only && !created) {
     FieldState cur;
     if (!(st = store_.LoadField(c.table, c.row, *col, &cur)).ok()) return st;
     if (cur.present)
       return Status(Code::kPermissionDenied, c.table + "/" + c.row + "." + c.column +
                                                  " was already recorded and is never overwritten: record a new one");
   }
-  // A column's value: the one this change writes, else the batch's, else
-  // the server's.
+  // A column's value as the row ends this push: the batch's last value for
+  // it, else the server's.
   auto value = [&](const std::string& column, std::string* v) -> Status {
-    if (column == c.column) {
-      *v = c.value.is_string() ? c.value.get<std::string>() : "";
-      return Status::OK();
-    }
     bool have = false;
     Status s2 = ValueOf(db, hints, c.table, c.row, column, v, &have);
     if (s2.ok() && !have) v->clear();
@@ -186,6 +186,8 @@ Status ServerStore::CheckWorkflow(const Actor& actor, const Change& c, const Key
   // same rep; an order of the same account), which is then in the writer's
   // scope too: the diff never shows someone else's rows.
   if (wt == t && c.column == wf.previous_column && c.value.is_string()) {
+    if (c.value.get<std::string>() == c.row)
+      return Status::InvalidArgument(c.table + "/" + c.row + " cannot be a revision of itself");
     std::string prev_key, owner, mine;
     bool known = false, have_owner = false;
     if (!(st = RowKey(t->name, c.value.get<std::string>(), &prev_key, &known)).ok()) return st;
@@ -269,42 +271,48 @@ Status ServerStore::WriteServerField(const std::string& table, const std::string
   return Status::OK();
 }
 
-Status ServerStore::ApplyDecision(const Change& c, const KeyHints& hints, const Actor* actor, uint64_t now_ms,
+Status ServerStore::ApplyDecision(const std::string& table, const std::string& row, uint64_t now_ms,
                                   HybridClock* clock, std::vector<Change>* applied) {
-  const TableDef* t = store_.schema().Find(c.table);
-  if (!t->decision.enabled() || c.column != t->decision.decision_column || !c.value.is_string()) return Status::OK();
+  const TableDef* t = store_.schema().Find(table);
+  if (!t || !t->decision.enabled()) return Status::OK();
   const DecisionRecord& d = t->decision;
   Database& db = store_.db();
-  std::string subject_table, subject_id;
-  bool have_t = false, have_id = false;
+  static const KeyHints kNone;
+  // The record as stored once the whole push applied: its final values.
+  auto stored = [&](const std::string& column, std::string* v, bool* have) {
+    return ValueOf(db, kNone, table, row, column, v, have);
+  };
+  std::string subject_table, subject_id, decision, kind;
+  bool have_t = false, have_id = false, have_d = false, have_kind = false;
   Status st;
-  if (!(st = ValueOf(db, hints, c.table, c.row, d.subject_table_column, &subject_table, &have_t)).ok() ||
-      !(st = ValueOf(db, hints, c.table, c.row, d.subject_id_column, &subject_id, &have_id)).ok())
+  if (!(st = stored(d.subject_table_column, &subject_table, &have_t)).ok() ||
+      !(st = stored(d.subject_id_column, &subject_id, &have_id)).ok() ||
+      !(st = stored(d.decision_column, &decision, &have_d)).ok())
     return st;
+  if (!d.kind_column.empty() && !(st = stored(d.kind_column, &kind, &have_kind)).ok()) return st;
   const TableDef* subject = store_.schema().Find(subject_table);
   bool known = false;
   std::string key;
-  if (!have_t || !have_id || !subject || !(st = RowKey(subject_table, subject_id, &key, &known)).ok() || !known)
+  if (!have_t || !have_id || !have_d || !subject || !(st = RowKey(subject_table, subject_id, &key, &known)).ok() ||
+      !known)
     return st;  // development mode: a decision on nothing decides nothing
   // The decisions already standing on the subject (the first one and those
   // that agree with it; a flagged one disagreed): a different one makes
   // this one a conflict, kept and flagged, and the first one stands.
-  const std::string decision = c.value.get<std::string>();
-  std::string kind;
-  bool have_kind = false;
-  if (!d.kind_column.empty() && !(st = ValueOf(db, hints, c.table, c.row, d.kind_column, &kind, &have_kind)).ok())
-    return st;
   // Decisions of another kind (a visit request's approval, the visit's
-  // review) neither conflict with this one nor stand in its way.
-  std::string same_kind = d.kind_column.empty() ? "" : " AND COALESCE(" + Quote(d.kind_column) + ", '')=?";
+  // review) neither conflict with this one nor stand in its way; on a
+  // workflow subject every decision competes for its one status, whatever
+  // its kind.
+  bool by_kind = !d.kind_column.empty() && !subject->workflow.enabled();
+  std::string same_kind = by_kind ? " AND COALESCE(" + Quote(d.kind_column) + ", '')=?" : "";
   Statement& q = db.Prepare("SELECT " + Quote(d.decision_column) + " FROM " + Quote(t->name) + " WHERE " +
                                 Quote(d.subject_table_column) + "=? AND " + Quote(d.subject_id_column) +
                                 "=? AND id<>? AND " + Quote(d.decision_column) + " IS NOT NULL AND NOT COALESCE(" +
                                 Quote(d.flag_column) + ", 0)" + same_kind,
                             &st);
   if (!st.ok()) return st;
-  q.Bind(1, subject_table).Bind(2, subject_id).Bind(3, c.row);
-  if (!d.kind_column.empty()) q.Bind(4, have_kind ? kind : std::string());
+  q.Bind(1, subject_table).Bind(2, subject_id).Bind(3, row);
+  if (by_kind) q.Bind(4, have_kind ? kind : std::string());
   bool earlier = false, conflict = false;
   while (q.Step()) {
     earlier = true;
@@ -315,7 +323,7 @@ Status ServerStore::ApplyDecision(const Change& c, const KeyHints& hints, const 
   if (!st.ok()) return st;
   // The consequences are the server's own writes (no user, no device in
   // the audit trail); the decision record names who decided.
-  if (conflict) return WriteServerField(c.table, c.row, d.flag_column, true, now_ms, clock, nullptr, applied);
+  if (conflict) return WriteServerField(table, row, d.flag_column, true, now_ms, clock, nullptr, applied);
   if (earlier || !subject->workflow.enabled()) return Status::OK();
   const Workflow& wf = subject->workflow;
   if (std::find(wf.decisions.begin(), wf.decisions.end(), decision) == wf.decisions.end()) return Status::OK();

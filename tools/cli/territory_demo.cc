@@ -51,19 +51,25 @@ int AdminCall(uint16_t port, const std::string& token, boost::beast::http::verb 
   namespace http = beast::http;
   boost::asio::io_context ioc;
   beast::tcp_stream stream(ioc);
-  beast::error_code ec;
-  stream.expires_after(std::chrono::seconds(10));
-  stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port), ec);
-  if (ec) return 0;
   http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, "127.0.0.1");
   req.set(http::field::authorization, "Bearer " + token);
   if (!body.is_null()) req.body() = body.dump();
   req.prepare_payload();
-  http::write(stream, req, ec);
   beast::flat_buffer buf;
   http::response<http::string_body> res;
-  if (!ec) http::read(stream, buf, res, ec);
+  beast::error_code ec = boost::asio::error::timed_out;
+  // Asynchronous, so the stream's deadline bounds a stalled server.
+  stream.expires_after(std::chrono::seconds(10));
+  stream.async_connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port),
+                       [&](beast::error_code e) {
+                         if (e) return void(ec = e);
+                         http::async_write(stream, req, [&](beast::error_code e2, std::size_t) {
+                           if (e2) return void(ec = e2);
+                           http::async_read(stream, buf, res, [&](beast::error_code e3, std::size_t) { ec = e3; });
+                         });
+                       });
+  ioc.run();
   if (ec && ec != http::error::end_of_stream) return 0;
   *answer = json::parse(res.body(), nullptr, false);
   return static_cast<int>(res.result_int());

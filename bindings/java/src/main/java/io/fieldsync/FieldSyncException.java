@@ -21,6 +21,8 @@ public class FieldSyncException extends RuntimeException {
   public static final int CLOSED = 11;
   public static final int PERMISSION_DENIED = 12;
   public static final int DELETED = 13;
+  public static final int UNAUTHENTICATED = 14;
+  public static final int FROZEN = 15;
 
   private final int code;
 
@@ -51,6 +53,8 @@ public class FieldSyncException extends RuntimeException {
       case CLOSED: return "CLOSED";
       case PERMISSION_DENIED: return "PERMISSION_DENIED";
       case DELETED: return "DELETED";
+      case UNAUTHENTICATED: return "UNAUTHENTICATED";
+      case FROZEN: return "FROZEN";
       default: return "ERROR_" + code;
     }
   }
