@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libsqlite3-dev libboost-dev libboost-system-dev
           nlohmann-json3-dev libzstd-dev libgtest-dev libgmock-dev libssl-dev openssl
-          openjdk-17-jdk-headless)
+          openjdk-17-jdk-headless libbenchmark-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
