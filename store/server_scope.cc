@@ -5,18 +5,25 @@
 #include <set>
 
 #include "store/server_store.h"
+#include "store/server_rows.h"
 #include "sync/protocol.h"
 
 namespace fieldsync::store {
 
-namespace {
+using internal::Quote;
 
-std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
-
-// The materialized text value of one column of a row (null counts as absent).
-Status ReadColumn(Database& db, const std::string& table, const std::string& column, const std::string& row,
-                  std::string* value, bool* found) {
+Status internal::ValueOf(Database& db, const RowHints& hints, const std::string& table, const std::string& row,
+                         const std::string& column, std::string* value, bool* found) {
   *found = false;
+  auto r = hints.find({table, row});
+  if (r != hints.end()) {
+    auto it = r->second.find(column);
+    if (it != r->second.end()) {
+      *value = it->second;
+      *found = true;
+      return Status::OK();
+    }
+  }
   Status st;
   Statement& s = db.Prepare("SELECT " + Quote(column) + " FROM " + Quote(table) + " WHERE id=?", &st);
   if (!st.ok()) return st;
@@ -30,6 +37,8 @@ Status ReadColumn(Database& db, const std::string& table, const std::string& col
   return st;
 }
 
+namespace {
+const internal::RowHints kNoHints;
 }  // namespace
 
 const char* RoleName(Role r) {
@@ -445,18 +454,8 @@ Status ServerStore::DeriveRowKey(const Change& c, const KeyHints& hints, std::st
   if (!t) return Status::NotFound("unknown table '" + c.table + "'");
   // The value a new row gives one of its key columns: from this batch, else
   // what the server already holds for it.
-  auto value_of = [&](const std::string& column, std::string* v, bool* have) -> Status {
-    *have = false;
-    auto row = hints.find({c.table, c.row});
-    if (row != hints.end()) {
-      auto it = row->second.find(column);
-      if (it != row->second.end()) {
-        *v = it->second;
-        *have = true;
-        return Status::OK();
-      }
-    }
-    return ReadColumn(store_.db(), c.table, column, c.row, v, have);
+  auto value_of = [&](const std::string& column, std::string* v, bool* have) {
+    return internal::ValueOf(store_.db(), hints, c.table, c.row, column, v, have);
   };
   switch (t->scope) {
     case ScopeRule::kEveryone: *key = "*"; break;
@@ -500,7 +499,7 @@ Status ServerStore::UpdateOwner(const Change& c) {
   // The merged value, not the pushed one: a losing write must not move the row.
   std::string owner;
   bool have = false;
-  Status st = ReadColumn(store_.db(), c.table, c.column, c.row, &owner, &have);
+  Status st = internal::ValueOf(store_.db(), kNoHints, c.table, c.row, c.column, &owner, &have);
   if (!st.ok()) return st;
   bool deleted = false;
   if (!(st = store_.IsDeleted(c.table, c.row, &deleted)).ok() || deleted) return st;

@@ -8,42 +8,13 @@
 #include <algorithm>
 
 #include "store/server_store.h"
+#include "store/server_rows.h"
 #include "sync/protocol.h"
 
 namespace fieldsync::store {
 
-namespace {
-
-std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
-
-// A column of a row, from the batch (hints) or else from the server's rows.
-Status ValueOf(Database& db, const std::map<std::pair<std::string, std::string>, std::map<std::string, std::string>>& hints,
-               const std::string& table, const std::string& row, const std::string& column, std::string* v,
-               bool* have) {
-  *have = false;
-  auto r = hints.find({table, row});
-  if (r != hints.end()) {
-    auto it = r->second.find(column);
-    if (it != r->second.end()) {
-      *v = it->second;
-      *have = true;
-      return Status::OK();
-    }
-  }
-  Status st;
-  Statement& s = db.Prepare("SELECT " + Quote(column) + " FROM " + Quote(table) + " WHERE id=?", &st);
-  if (!st.ok()) return st;
-  s.Bind(1, row);
-  if (s.Step() && !s.IsNull(0)) {
-    *v = s.Text(0);
-    *have = true;
-  }
-  st = s.status();
-  s.Reset();
-  return st;
-}
-
-}  // namespace
+using internal::Quote;
+using internal::ValueOf;
 
 Status ServerStore::StatusOf(const TableDef& t, const std::string& row, int* rank) {
   *rank = -1;
