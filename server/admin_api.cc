@@ -166,6 +166,11 @@ class Call {
   Status AdminOnly() const {
     return admin() ? Status::OK() : Status(Code::kPermissionDenied, "admins only");
   }
+  // The body of a request only admins may make, once the caller is one.
+  Status AdminBody(json* out) {
+    Status st = AdminOnly();
+    return st.ok() ? Body(out) : st;
+  }
   bool Is(http::verb v, std::initializer_list<const char*> shape) const {
     if (req_.method() != v || path_.size() != shape.size()) return false;
     size_t i = 0;
@@ -369,9 +374,8 @@ class Call {
     return Ok({{"head", head}, {"devices", out}});
   }
   Status IssueToken() {
-    Status st = AdminOnly();
     json b;
-    if (st.ok()) st = Body(&b);
+    Status st = AdminBody(&b);
     if (!st.ok()) return st;
     if (!b.contains("user") || !b["user"].is_string() || !b.contains("device") || !b["device"].is_string())
       return Status::InvalidArgument("a token needs string 'user' and 'device'");
@@ -390,9 +394,8 @@ class Call {
               http::status::created);
   }
   Status Revoke() {
-    Status st = AdminOnly();
     json b;
-    if (st.ok()) st = Body(&b);
+    Status st = AdminBody(&b);
     if (!st.ok()) return st;
     if (!b.contains("kind") || !b["kind"].is_string() || !b.contains("value") || !b["value"].is_string())
       return Status::InvalidArgument("a revocation needs string 'kind' (device or token) and 'value'");

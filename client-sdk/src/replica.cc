@@ -76,6 +76,23 @@ constexpr const char* kMetaRemoteHlc = "remote_hlc";  // newest stamp received f
 constexpr const char* kMetaSnapshot = "snapshot";     // a snapshot in progress: {"cursor":..,"after":[t,r]}
 constexpr const char* kMetaRevert = "revert";         // rows with refused changes, to be reset to the server's: [[t,r],..]
 
+// The rows of one snapshot reply (its "rows" array and "more" flag already
+// checked as present): each row decoded, and a page that says more must
+// hold at least one row, since the next page starts after its last.
+Status SnapshotRows(const json& reply, std::vector<RowState>* rows, bool* more) {
+  rows->clear();
+  rows->reserve(reply["rows"].size());
+  for (const auto& j : reply["rows"]) {
+    RowState r;
+    if (Status st = RowStateFromJson(j, &r); !st.ok())
+      return Status::Protocol("server sent a bad snapshot row: " + st.message());
+    rows->push_back(std::move(r));
+  }
+  *more = reply["more"].get<bool>();
+  if (*more && rows->empty()) return Status::Protocol("snapshot page with 'more' but no rows");
+  return Status::OK();
+}
+
 }  // namespace
 
 const char* SyncStateName(SyncStatus::State s) {
@@ -1063,13 +1080,8 @@ class Replica::Session {
       if (!reply.contains("rows") || !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
         return Status::Protocol("snapshot reply without 'rows' array and boolean 'more'");
       std::vector<RowState> rows;
-      for (const auto& j : reply["rows"]) {
-        RowState r;
-        if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
-        rows.push_back(std::move(r));
-      }
-      bool more = reply["more"].get<bool>();
-      if (more && rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
+      bool more = false;
+      if (!(st = SnapshotRows(reply, &rows, &more)).ok()) return st;
       json next = more ? json::array({rows.back().table, rows.back().row}) : json();
       if (!(st = page(std::move(rows), reply)).ok()) return st;
       if (!more) return Status::OK();
@@ -1155,14 +1167,8 @@ class Replica::Session {
           !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
         return Status::Protocol("snapshot reply without integer 'cursor', 'rows' array and boolean 'more'");
       std::vector<RowState> rows;
-      rows.reserve(reply["rows"].size());
-      for (const auto& j : reply["rows"]) {
-        RowState r;
-        if (!(st = RowStateFromJson(j, &r)).ok()) return Status::Protocol("server sent a bad snapshot row: " + st.message());
-        rows.push_back(std::move(r));
-      }
-      bool more = reply["more"].get<bool>();
-      if (more && rows.empty()) return Status::Protocol("snapshot page with 'more' but no rows");
+      bool more = false;
+      if (!(st = SnapshotRows(reply, &rows, &more)).ok()) return st;
       int64_t at = reply["cursor"].get<int64_t>();
       json next = more ? json::array({rows.back().table, rows.back().row}) : json();
       if (more) {
