@@ -100,8 +100,10 @@ class Store {
   // cursor is merged on top.
   //
   // `keys_json` (a JSON array of scope keys; servers only) keeps the rows
-  // whose key in the server's fs_rows table is one of them; `rows_json`
-  // (a JSON array of [table, id]) keeps only those rows.
+  // whose key in the server's fs_rows table is one of them, ordered by key,
+  // then table, then row id (the page after a row resumes at that row's
+  // key; NotFound when the server does not hold it); `rows_json` (a JSON
+  // array of [table, id]) keeps only those rows, in (table, row id) order.
   Status ReadState(const std::string& after_table, const std::string& after_row, size_t max_rows,
                    std::vector<RowState>* out, bool* more, const std::string& keys_json = {},
                    const std::string& rows_json = {});
@@ -160,6 +162,12 @@ class Store {
   Status LoadTombstone(const std::string& table, const std::string& row, bool* found, Stamp* stamp,
                        VersionVector* seen);
   Status ReadRow(const TableDef& t, Statement& s, json* row);
+  Status ReadScopedState(const std::string& after_table, const std::string& after_row, size_t max_rows,
+                         std::vector<RowState>* out, bool* more, const std::string& keys_json);
+  // One row's fields, or its tombstone; *exists false for neither.
+  Status ReadRowState(const std::string& table, const std::string& row, RowState* out, bool* exists);
+  // Fills in the materialized values of the rows' fields.
+  Status ReadValues(std::vector<RowState>* rows);
   const TableDef* Table(const std::string& name, Status* st) const;
 
   Database db_;
