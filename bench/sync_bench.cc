@@ -1,21 +1,29 @@
-// sync_bench: the fixed field-sales workloads against the real server on a
-// loopback port and real replicas, beside the machine's own limits for the
-// same data (a raw SQLite bulk insert, zstd of the data as JSON Lines).
+// sync_bench: the fixed field-sales workloads of issue 6 against the real
+// server (a child process, bench/server_process.h) over loopback, with real
+// replicas (W1-W3) and a load client speaking the real protocol (W4, W5),
+// beside the machine's own limits for the same data.
 //
-//   build/fieldsync_bench [--scale F] [--dir DIR]
+//   build/fieldsync_bench [--scale F] [--reps N] [--idle N] [--w6 N]
+//                         [--dir DIR] [--markdown FILE] [--smoke]
 //
-// W1 bootstrap: one territory (1,000 SKUs, 500 accounts, 1,500 contacts,
-//    2,000 visits, 2,000 store checks, 60,000 store check lines) loaded on
-//    the server; a fresh replica syncs all of it.
-// W2 a day's work: 8 visits with a store check of 30 lines each, 3 field
+// W1 bootstrap: one rep's territory on the server; a fresh replica syncs it.
+// W2 a day's work: 8 visits with a store check of 30 lines each and 3 field
 //    edits on 8 accounts, made offline; one sync pushes them.
 // W3 concurrent edits: two replicas hold 10,000 lines; each changes 3
 //    random columns of every line offline; both sync until equal.
-// Everything is generated from fixed seeds, so runs are comparable.
-#include <sqlite3.h>
+// W4 a sales force: N reps (1,000) connected at once, all pushing their W2,
+//    each pulling what its scope needs.
+// W5 idle connections: N devices (10,000) connected and idle in live mode.
+// W6 a big server (--w6 N): N territories on one server; one rep's
+//    bootstrap and day's push, against W1 and W2 on a one-territory server.
+//
+// Exits non-zero when a workload's data comes out wrong (a lost update, a
+// rep missing what it should receive, a refused change): --smoke runs all
+// of it at a tiny scale for CI. Figures are printed, never asserted.
 #include <sys/resource.h>
-#include <zstd.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -23,232 +31,188 @@
 #include <iostream>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 
+#include "bench/load_client.h"
+#include "bench/server_process.h"
+#include "bench/workloads.h"
 #include "fieldsync/replica.h"
-#include "server/server.h"
 
 namespace fieldsync::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+const char* kAuthKey = "fieldsync-bench-key-0123456789abcdef0123456789";
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-long PeakRssKb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
-}
-
-struct Territory {
-  std::vector<json> rows;  // {"table": t, "id": id, columns...}
-  size_t fields = 0;       // column values, the unit of merge
+struct Options {
+  double scale = 1.0;
+  int reps = 1000;
+  int idle = 10000;
+  int w6 = 0;
+  std::string dir = "data/bench";
+  std::string markdown;
+  bool smoke = false;
 };
 
-// One rep's territory, deterministic for a given seed and scale.
-Territory MakeTerritory(uint64_t seed, double scale) {
-  std::mt19937_64 rng(seed);
-  auto n = [&](int base) { return std::max(1, static_cast<int>(base * scale)); };
-  auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint64_t>(k)); };
-  static const char* kChannels[] = {"hypermarket", "supermarket", "distributor", "pharmacy"};
-  static const char* kStock[] = {"short", "normal", "overstock"};
-  Territory t;
-  auto add = [&](json row) {
-    t.fields += row.size() - 2;
-    t.rows.push_back(std::move(row));
-  };
-  const int skus = n(1000), accounts = n(500), contacts = n(1500), visits = n(2000), lines_per_check = 30;
-  for (int i = 0; i < skus; ++i)
-    add({{"table", "skus"}, {"id", "sku-" + std::to_string(i)}, {"code", "C" + std::to_string(100000 + i)},
-         {"name", "Product " + std::to_string(i) + " 500 ml"}, {"spec", "12 x 500 ml"},
-         {"barcode", std::to_string(6900000000000ULL + i)}, {"brand", "Brand " + std::to_string(i % 17)},
-         {"category", "Category " + std::to_string(i % 23)}, {"unit", "bottle"},
-         {"list_price", 5 + (i % 300) / 10.0}, {"ka_price", 4 + (i % 300) / 10.0}, {"active", true}});
-  for (int i = 0; i < accounts; ++i)
-    add({{"table", "accounts"}, {"id", "acc-" + std::to_string(i)}, {"name", "Store " + std::to_string(i)},
-         {"code", "A" + std::to_string(5000 + i)}, {"channel", kChannels[i % 4]}, {"chain", "Chain " + std::to_string(i % 9)},
-         {"account_class", i % 5 == 0 ? "A" : "B"}, {"status", "active"},
-         {"address", std::to_string(i) + " Renmin Road, District " + std::to_string(i % 12)}, {"city", "Changsha"},
-         {"region", "Hunan"}, {"postcode", std::to_string(410000 + i % 100)}, {"phone", "0731-" + std::to_string(8000000 + i)},
-         {"fax", "0731-" + std::to_string(9000000 + i)}, {"email", "store" + std::to_string(i) + "@example.com"},
-         {"store_area_m2", 800 + pick(12000)}, {"employees", 10 + pick(300)}, {"bank_name", "Bank of Changsha"},
-         {"bank_account", std::to_string(6222000000000000ULL + i)}, {"legal_representative", "Rep " + std::to_string(i)},
-         {"payment_terms", "30 days"}, {"file_stage", "approved"}});
-  for (int i = 0; i < contacts; ++i)
-    add({{"table", "contacts"}, {"id", "ct-" + std::to_string(i)}, {"account_id", "acc-" + std::to_string(i % accounts)},
-         {"name", "Contact " + std::to_string(i)}, {"position", i % 3 ? "Section head" : "Store manager"},
-         {"phone", "0731-" + std::to_string(7000000 + i)}, {"mobile", "139" + std::to_string(10000000 + i)}});
-  for (int i = 0; i < visits; ++i) {
-    std::string acc = "acc-" + std::to_string(i % accounts), v = "visit-" + std::to_string(i),
-                chk = "chk-" + std::to_string(i);
-    add({{"table", "visits"}, {"id", v}, {"account_id", acc}, {"rep", "rep-1"},
-         {"planned_date", "2026-11-" + std::to_string(10 + i % 18)}, {"purpose", "store check"}, {"status", "completed"},
-         {"summary", "Shelf tidy, promo display in place, " + std::to_string(pick(9)) + " gaps"}});
-    add({{"table", "store_checks"}, {"id", chk}, {"account_id", acc}, {"visit_id", v},
-         {"checked_at", "2026-11-" + std::to_string(10 + i % 18)}, {"display_to_standard", i % 4 != 0}, {"status", "submitted"}});
-    for (int l = 0; l < lines_per_check; ++l)
-      add({{"table", "store_check_lines"}, {"id", chk + "-" + std::to_string(l)}, {"store_check_id", chk},
-           {"sku_id", "sku-" + std::to_string(pick(skus))}, {"on_shelf", pick(10) != 0}, {"facings", pick(12)},
-           {"shelf_price", 5 + pick(300) / 10.0}, {"promo_price", 4 + pick(300) / 10.0}, {"stock_status", kStock[pick(3)]},
-           {"stock_qty", pick(200)}, {"pop_present", pick(2) == 0}, {"competitor_note", pick(4) ? "" : "competitor promo -10%"}});
-  }
-  return t;
+// The report: one row per figure, with its limit (the machine's own, or
+// the goal of issue 6) and the ratio between them.
+struct Row {
+  std::string workload, figure, ours, limit, ratio;
+};
+std::vector<Row> g_rows;
+int g_failures = 0;
+
+std::string Fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
 }
 
-// The reference: the same rows into plain typed SQLite tables, one
-// transaction, prepared statements, WAL.
-double RawSqliteInsert(const Schema& schema, const Territory& t, const std::string& path) {
-  sqlite3* db = nullptr;
-  sqlite3_open(path.c_str(), &db);
-  sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
-  std::map<std::string, sqlite3_stmt*> ins;
-  for (const auto& td : schema.tables()) {
-    std::string ddl = "CREATE TABLE \"" + td.name + "\"(id TEXT PRIMARY KEY", q = "INSERT INTO \"" + td.name + "\" VALUES(?";
-    for (const auto& c : td.columns) {
-      ddl += ", \"" + c.name + "\"";
-      q += ",?";
-    }
-    sqlite3_exec(db, (ddl + ")").c_str(), nullptr, nullptr, nullptr);
-    sqlite3_prepare_v2(db, (q + ")").c_str(), -1, &ins[td.name], nullptr);
-  }
-  auto start = Clock::now();
-  sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-  for (const auto& row : t.rows) {
-    const std::string& table = row["table"].get_ref<const std::string&>();
-    const TableDef* td = schema.Find(table);
-    sqlite3_stmt* s = ins[table];
-    sqlite3_bind_text(s, 1, row["id"].get_ref<const std::string&>().c_str(), -1, SQLITE_TRANSIENT);
-    for (const auto& c : td->columns) {
-      auto it = row.find(c.name);
-      int i = c.index + 2;
-      if (it == row.end()) sqlite3_bind_null(s, i);
-      else if (it->is_string()) sqlite3_bind_text(s, i, it->get_ref<const std::string&>().c_str(), -1, SQLITE_TRANSIENT);
-      else if (it->is_boolean()) sqlite3_bind_int(s, i, it->get<bool>());
-      else if (it->is_number_integer()) sqlite3_bind_int64(s, i, it->get<int64_t>());
-      else sqlite3_bind_double(s, i, it->get<double>());
-    }
-    sqlite3_step(s);
-    sqlite3_reset(s);
-  }
-  sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
-  double secs = Seconds(start, Clock::now());
-  for (auto& [k, s] : ins) sqlite3_finalize(s);
-  sqlite3_close(db);
-  return secs;
+void Add(const std::string& w, const std::string& figure, const std::string& ours, const std::string& limit = "",
+         const std::string& ratio = "") {
+  g_rows.push_back({w, figure, ours, limit, ratio});
+  std::printf("  %-4s %-46s %16s %22s %8s\n", w.c_str(), figure.c_str(), ours.c_str(), limit.c_str(), ratio.c_str());
+  std::fflush(stdout);
 }
 
-size_t ZstdJsonlBytes(const Territory& t, size_t* raw) {
-  std::string jsonl;
-  for (const auto& r : t.rows) jsonl += r.dump() + "\n";
-  *raw = jsonl.size();
-  std::string out(ZSTD_compressBound(jsonl.size()), '\0');
-  return ZSTD_compress(out.data(), out.size(), jsonl.data(), jsonl.size(), 3);
+void Fail(const std::string& what) {
+  std::printf("  FAILED: %s\n", what.c_str());
+  ++g_failures;
 }
 
-void Check(const Status& st, const char* what) {
+void Check(const Status& st, const std::string& what) {
   if (!st.ok()) {
     std::cerr << "sync_bench: " << what << ": " << st.ToString() << "\n";
-    std::exit(1);
+    std::exit(2);
   }
 }
 
-int Run(int argc, char** argv) {
-  double scale = 1.0;
-  std::string dir = "data/bench";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i];
-    if (a == "--scale") scale = std::stod(argv[i + 1]);
-    else if (a == "--dir") dir = argv[i + 1];
-  }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+std::string Kb(double kb) { return kb >= 10240 ? Fmt("%.1f MB", kb / 1024) : Fmt("%.0f KB", kb); }
+std::string Bytes(double b) {
+  return b >= 1e6 ? Fmt("%.2f MB", b / 1e6) : b >= 1e4 ? Fmt("%.1f KB", b / 1e3) : Fmt("%.0f B", b);
+}
+
+SyncOptions RepSync(uint16_t port, int rep, int device) {
+  SyncOptions s;
+  s.url = "ws://127.0.0.1:" + std::to_string(port) + "/";
+  s.request_timeout_ms = 600000;
+  Check(RepToken(kAuthKey, rep, device, &s.token), "token");
+  return s;
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+}
+
+// W1 and W2 on one server; the W1 figures are what W6 compares with.
+struct Territorial {
+  double bootstrap_s = 0, push_s = 0;
+  int64_t bytes_down = 0, push_bytes = 0;
+};
+
+Territorial RunW1W2(const Options& o, const Schema& schema, ServerProcess& srv, const std::string& tag, bool report) {
+  Territorial out;
+  const std::string dir = o.dir + "/" + tag;
   std::filesystem::create_directories(dir);
-  std::ifstream in(FIELDSYNC_DEFAULT_SCHEMA);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  Schema schema;
-  Check(Schema::ParseText(ss.str(), &schema), "schema");
-
-  Territory w1 = MakeTerritory(42, scale);
-  std::printf("W1 territory: %zu records, %zu field values (scale %.2f)\n", w1.rows.size(), w1.fields, scale);
-
-  double raw_secs = RawSqliteInsert(schema, w1, dir + "/raw.db");
-  size_t jsonl_bytes = 0;
-  size_t zstd_bytes = ZstdJsonlBytes(w1, &jsonl_bytes);
-
-  server::ServerOptions so;
-  so.data_dir = dir + "/server";
-  so.log = false;
-  server::Server srv(so, schema);
-  Check(srv.Start(), "server start");
-  SyncOptions sync;
-  sync.url = "ws://127.0.0.1:" + std::to_string(srv.port()) + "/";
-  sync.request_timeout_ms = 600000;
-
-  auto t0 = Clock::now();
-  std::vector<Change> applied;
-  Check(srv.hub().WriteRows(w1.rows, &applied), "server load");
-  double load_secs = Seconds(t0, Clock::now());
-
+  ResetPeakRss(0);
+  long client_before = ProcStatusKb(0, "VmRSS");
+  srv.ResetPeak();
   std::unique_ptr<Replica> rep;
   Check(Replica::Open(dir + "/w1.db", schema, &rep), "open replica");
-  long rss_before = PeakRssKb();
   SyncReport r1;
-  t0 = Clock::now();
-  Check(rep->Sync(sync, &r1), "W1 sync");
-  double w1_secs = Seconds(t0, Clock::now());
+  auto t0 = Clock::now();
+  Check(rep->Sync(RepSync(srv.port(), 0, 0), &r1), "W1 sync");
+  out.bootstrap_s = Seconds(t0, Clock::now());
+  out.bytes_down = r1.bytes_received;
+  long client_peak = ProcStatusKb(0, "VmHWM"), server_peak = srv.PeakKb();
+  int64_t records = 0;
+  rep->Dump([&](const json&) { ++records; });
+  int64_t expected = std::stoll(srv.ready().at("records"));
+  if (tag == "w1" && records != expected)
+    Fail("W1 replica holds " + std::to_string(records) + " rows, the territory has " + std::to_string(expected));
 
-  std::printf("\n%-44s %14s %14s %8s\n", "figure", "FieldSync", "limit", "ratio");
-  auto row = [](const char* what, double ours, double limit, const char* unit) {
-    std::printf("%-44s %11.3f %-2s %11.3f %-2s %7.2f\n", what, ours, unit, limit, unit, limit > 0 ? ours / limit : 0);
-  };
-  row("W1 server load (central import), s", load_secs, raw_secs, "s");
-  row("W1 bootstrap of a fresh replica, s", w1_secs, raw_secs, "s");
-  row("W1 bootstrap records/s (k)", w1.rows.size() / w1_secs / 1000, w1.rows.size() / raw_secs / 1000, "k");
-  row("W1 bytes received (MB) vs zstd JSONL", r1.bytes_received / 1e6, zstd_bytes / 1e6, "MB");
-  std::printf("%-44s %11lld rows from a snapshot, %lld field changes from the log; raw JSONL %.1f MB\n",
-              "W1 received", static_cast<long long>(r1.snapshot_rows), static_cast<long long>(r1.pulled),
-              jsonl_bytes / 1e6);
-  std::printf("%-44s %11.1f MB (before bootstrap %.1f MB)\n", "process peak RSS after W1 (server+client)",
-              PeakRssKb() / 1024.0, rss_before / 1024.0);
-
-  // W2: a day's work offline, then one push.
-  WriteBatch day;
-  for (int v = 0; v < 8; ++v) {
-    std::string vid = "w2-visit-" + std::to_string(v), chk = "w2-chk-" + std::to_string(v);
-    day.Put("visits", vid, {{"account_id", "acc-" + std::to_string(v)}, {"status", "completed"}, {"purpose", "store check"}});
-    day.Put("store_checks", chk, {{"account_id", "acc-" + std::to_string(v)}, {"visit_id", vid}, {"status", "submitted"}});
-    for (int l = 0; l < 30; ++l)
-      day.Put("store_check_lines", chk + "-" + std::to_string(l),
-              {{"store_check_id", chk}, {"sku_id", "sku-" + std::to_string(l)}, {"on_shelf", true}, {"facings", l % 7},
-               {"shelf_price", 9.9}, {"stock_status", "normal"}, {"stock_qty", 20 + l}, {"pop_present", l % 2 == 0}});
+  if (report) {
+    Rows w1 = MakeTerritory(42, o.scale, "t0-", RepId(0), true);
+    double raw_s = RawSqliteInsert(schema, w1, dir + "/raw.db");
+    size_t jsonl = 0, zstd = ZstdJsonlBytes(w1, &jsonl);
+    double n = static_cast<double>(w1.rows.size());
+    std::printf("\nW1 territory: %zu records, %zu field values\n", w1.rows.size(), w1.fields);
+    Add("W1", "server import of the territory", Fmt("%.2f s", std::stod(srv.ready().at("load_s"))),
+        Fmt("%.2f s raw SQLite", raw_s), Fmt("%.1fx", std::stod(srv.ready().at("load_s")) / raw_s));
+    Add("W1", "bootstrap of a fresh replica", Fmt("%.2f s", out.bootstrap_s), Fmt("%.2f s raw SQLite", raw_s),
+        Fmt("%.1fx", out.bootstrap_s / raw_s));
+    Add("W1", "records per second", Fmt("%.0f k/s", n / out.bootstrap_s / 1000), Fmt("%.0f k/s", n / raw_s / 1000),
+        Fmt("%.1f%%", 100 * raw_s / out.bootstrap_s));
+    Add("W1", "field values per second", Fmt("%.0f k/s", w1.fields / out.bootstrap_s / 1000));
+    Add("W1", "bytes down (compressed)", Bytes(r1.bytes_received), Bytes(zstd) + " zstd JSONL",
+        Fmt("%.2fx", r1.bytes_received / static_cast<double>(zstd)));
+    Add("W1", "bytes down (before compression)", Bytes(r1.payload_bytes_received), Bytes(jsonl) + " JSONL",
+        Fmt("%.2fx", r1.payload_bytes_received / static_cast<double>(jsonl)));
+    Add("W1", "bytes up", Bytes(r1.bytes_sent));
+    Add("W1", "client peak memory (RSS)", Kb(client_peak), "64 MB goal",
+        Fmt("%.2fx", client_peak / 65536.0));
+    Add("W1", "client memory growth", Kb(client_peak - client_before));
+    Add("W1", "server peak memory during bootstrap", Kb(server_peak));
   }
-  for (int a = 0; a < 8; ++a)
-    day.Put("accounts", "acc-" + std::to_string(100 + a), {{"phone", "0731-1234567"}, {"employees", 42}, {"payment_terms", "45 days"}});
-  Check(rep->Apply(day), "W2 edits");
+
+  // W2: a day's work offline, then one sync.
+  std::vector<std::string> accounts;
+  const int n_accounts = std::max(1, static_cast<int>(500 * o.scale));  // as MakeTerritory
+  for (int a = 0; a < 16; ++a) accounts.push_back("t0-acc-" + std::to_string(a % n_accounts));
+  Rows day = MakeDayOfWork(tag + "-", accounts, 8, RepId(0));
+  Check(rep->Apply(ToBatch(day)), "W2 edits");
   SyncReport r2;
   t0 = Clock::now();
-  Check(rep->Sync(sync, &r2), "W2 sync");
-  double w2_secs = Seconds(t0, Clock::now());
-  std::printf("%-44s %11.1f ms, %lld changes, %.0f B out (%.0f B per 30-line check)\n", "W2 push of a day's work",
-              w2_secs * 1000, static_cast<long long>(r2.pushed), static_cast<double>(r2.bytes_sent),
-              r2.bytes_sent / 8.0);
+  Check(rep->Sync(RepSync(srv.port(), 0, 0), &r2), "W2 sync");
+  out.push_s = Seconds(t0, Clock::now());
+  out.push_bytes = r2.bytes_sent;
+  if (r2.rejected != 0) Fail("W2: " + std::to_string(r2.rejected) + " changes refused");
+  if (report) {
+    Add("W2", "sync of a day's work, acknowledged", Fmt("%.1f ms", out.push_s * 1000), "50 ms goal",
+        Fmt("%.2fx", out.push_s / 0.05));
+    Add("W2", "field changes pushed", Fmt("%.0f", static_cast<double>(r2.pushed)));
+    Add("W2", "bytes up per 30-line store check", Bytes(r2.bytes_sent / 8.0), "2 KB goal",
+        Fmt("%.2fx", r2.bytes_sent / 8.0 / 2000));
+    Add("W2", "bytes up / down (compressed)", Bytes(r2.bytes_sent) + " / " + Bytes(r2.bytes_received));
+    Add("W2", "bytes up / down (before compression)",
+        Bytes(r2.payload_bytes_sent) + " / " + Bytes(r2.payload_bytes_received));
+  }
+  return out;
+}
 
-  // W3: two replicas, the same 10,000 lines, 3 random columns each.
-  const int lines = std::max(1, static_cast<int>(10000 * scale));
+// W3: two devices of one rep, the same lines, 3 random columns each.
+void RunW3(const Options& o, const Schema& schema, ServerProcess& srv) {
+  const std::string dir = o.dir + "/w3";
+  std::filesystem::create_directories(dir);
+  const int lines = std::max(10, static_cast<int>(10000 * o.scale));
   std::unique_ptr<Replica> x, y;
-  Check(Replica::Open(dir + "/w3x.db", schema, &x), "open x");
-  Check(Replica::Open(dir + "/w3y.db", schema, &y), "open y");
+  Check(Replica::Open(dir + "/x.db", schema, &x), "open x");
+  Check(Replica::Open(dir + "/y.db", schema, &y), "open y");
+  SyncOptions sx = RepSync(srv.port(), 0, 1), sy = RepSync(srv.port(), 0, 2);
   WriteBatch seed;
+  seed.Put("store_checks", "w3-chk", {{"account_id", "t0-acc-1"}, {"status", "draft"}});
   for (int l = 0; l < lines; ++l)
-    seed.Put("store_check_lines", "w3-" + std::to_string(l), {{"facings", 1}, {"stock_qty", 1}, {"shelf_price", 1.0},
-                                                              {"promo_price", 1.0}, {"on_shelf", true}, {"stock_status", "normal"}});
+    seed.Put("store_check_lines", "w3-" + std::to_string(l),
+             {{"store_check_id", "w3-chk"}, {"facings", 1}, {"stock_qty", 1}, {"shelf_price", 1.0},
+              {"promo_price", 1.0}, {"on_shelf", true}, {"stock_status", "normal"}});
+  Check(x->Sync(sx), "W3 x bootstrap");
   Check(x->Apply(seed), "W3 seed");
-  Check(x->Sync(sync), "W3 seed push");
-  Check(y->Sync(sync), "W3 seed pull");
+  Check(x->Sync(sx), "W3 seed push");
+  Check(y->Sync(sy), "W3 y bootstrap and pull");
   static const char* kCols[] = {"facings", "stock_qty", "shelf_price", "promo_price", "on_shelf", "stock_status"};
+  auto value = [](const std::string& c, int who) -> json {
+    if (c == "on_shelf") return who == 0;
+    if (c == "stock_status") return who == 0 ? "short" : "overstock";
+    if (c == "shelf_price" || c == "promo_price") return 2.0 + who;
+    return 2 + who;
+  };
   std::mt19937_64 rng(7);
+  std::vector<std::map<std::string, int>> edited(lines);  // column -> bit per side
   auto edits = [&](int who) {
     WriteBatch b;
     for (int l = 0; l < lines; ++l) {
@@ -256,10 +220,8 @@ int Run(int argc, char** argv) {
       int first = static_cast<int>(rng() % 6);
       for (int k = 0; k < 3; ++k) {
         std::string c = kCols[(first + k * (1 + rng() % 2)) % 6];
-        if (c == "on_shelf") f[c] = who == 0;
-        else if (c == "stock_status") f[c] = who == 0 ? "short" : "overstock";
-        else if (c == "shelf_price" || c == "promo_price") f[c] = 2.0 + who;
-        else f[c] = 2 + who;
+        f[c] = value(c, who);
+        edited[l][c] |= 1 << who;
       }
       b.Put("store_check_lines", "w3-" + std::to_string(l), f);
     }
@@ -267,25 +229,250 @@ int Run(int argc, char** argv) {
   };
   Check(x->Apply(edits(0)), "W3 x edits");
   Check(y->Apply(edits(1)), "W3 y edits");
-  t0 = Clock::now();
+  auto t0 = Clock::now();
   SyncReport rx, ry, rx2;
-  Check(x->Sync(sync, &rx), "W3 x sync");
-  Check(y->Sync(sync, &ry), "W3 y sync");
-  Check(x->Sync(sync, &rx2), "W3 x sync 2");
-  double w3_secs = Seconds(t0, Clock::now());
+  Check(x->Sync(sx, &rx), "W3 x sync");
+  Check(y->Sync(sy, &ry), "W3 y sync");
+  Check(x->Sync(sx, &rx2), "W3 x sync 2");
+  double secs = Seconds(t0, Clock::now());
   std::ostringstream dx, dy;
   x->Dump([&](const json& l) { dx << l.dump() << "\n"; });
   y->Dump([&](const json& l) { dy << l.dump() << "\n"; });
+  size_t lost = 0, single = 0, colliding = 0, bad_collision = 0;
+  for (int l = 0; l < lines; ++l) {
+    json row;
+    Check(x->Get("store_check_lines", "w3-" + std::to_string(l), &row), "W3 read");
+    for (const auto& [c, who] : edited[l]) {
+      const json& got = row[c];
+      if (who == 3) {
+        ++colliding;
+        if (got != value(c, 0) && got != value(c, 1)) ++bad_collision;
+      } else {
+        ++single;
+        if (got != value(c, who == 1 ? 0 : 1)) ++lost;
+      }
+    }
+  }
+  bool converged = dx.str() == dy.str();
+  if (!converged) Fail("W3 replicas differ after syncing");
+  if (lost || bad_collision) Fail("W3 lost " + std::to_string(lost) + " updates, " + std::to_string(bad_collision) +
+                                  " collisions resolved to neither value");
   std::vector<Conflict> cx, cy;
   x->Conflicts(false, &cx);
   y->Conflicts(false, &cy);
-  std::printf("%-44s %11.1f ms, converged: %s, conflict records %zu + %zu\n", "W3 concurrent edits, both synced",
-              w3_secs * 1000, dx.str() == dy.str() ? "yes" : "NO", cx.size(), cy.size());
-  srv.Stop();
-  return dx.str() == dy.str() ? 0 : 1;
+  std::printf("\nW3: %d lines, %zu single-side edits, %zu colliding\n", lines, single, colliding);
+  Add("W3", "both sides synced and converged", Fmt("%.0f ms", secs * 1000), "1000 ms goal", Fmt("%.2fx", secs));
+  Add("W3", "lost updates (non-colliding columns)", std::to_string(lost) + " of " + std::to_string(single), "0");
+  Add("W3", "conflict records on x / y (colliding edits)",
+      std::to_string(cx.size()) + " / " + std::to_string(cy.size()) + " (" + std::to_string(colliding) + ")");
+  Add("W3", "bytes up / down, both sides (compressed)",
+      Bytes(rx.bytes_sent + ry.bytes_sent + rx2.bytes_sent) + " / " +
+          Bytes(rx.bytes_received + ry.bytes_received + rx2.bytes_received));
+}
+
+// The changes a device makes for `rows` (its offline outbox).
+std::vector<Change> OutboxFor(const Schema& schema, const Rows& rows, uint64_t node) {
+  HybridClock clock(node);
+  std::vector<Change> out;
+  for (const json& r : rows.rows) {
+    const TableDef* t = schema.Find(r["table"].get<std::string>());
+    for (const auto& [k, v] : r.items()) {
+      if (k == "table" || k == "id") continue;
+      Check(MakeLocalChanges(*t, *t->Find(k), FieldState{}, r["id"].get<std::string>(), v, &clock, &out), "outbox");
+    }
+  }
+  return out;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
+}
+
+void RunW4W5(const Options& o, const Schema& schema, ServerProcess& srv) {
+  int64_t pull_from = std::stoll(srv.ready().at("pull_from"));
+  std::vector<LoadDevice> devices(o.reps);
+  size_t total_changes = 0, frame_bytes = 0;
+  for (int k = 0; k < o.reps; ++k) {
+    std::vector<std::string> accounts;
+    for (int a = 0; a < 8; ++a) accounts.push_back(ForceAccount(k, a));
+    Rows day = MakeDayOfWork("f" + std::to_string(k) + "-", accounts, 0, RepId(k));
+    LoadDevice& d = devices[k];
+    d.node = DeviceNode(k, 0);
+    Check(RepToken(kAuthKey, k, 0, &d.token), "token");
+    std::vector<Change> outbox = OutboxFor(schema, day, d.node);
+    d.push_changes = outbox.size();
+    d.push_frame = EncodePush(outbox, &d.push_payload);
+    d.pull_from = pull_from;
+    total_changes += outbox.size();
+    frame_bytes += d.push_frame.size();
+  }
+  std::printf("\nW4: %d reps, %zu field changes in all (%zu per rep), %s of push frames\n", o.reps, total_changes,
+              total_changes / std::max(1, o.reps), Bytes(static_cast<double>(frame_bytes)).c_str());
+  srv.ResetPeak();
+  long rss_before = srv.RssKb();
+  std::vector<DeviceResult> res;
+  auto t0 = Clock::now();
+  Check(RunSalesForce("127.0.0.1", srv.port(), schema.fingerprint(), std::move(devices), 200, &res), "W4");
+  double wall = Seconds(t0, Clock::now());
+  std::vector<double> rtt, sync, connect;
+  double first_sent = 1e300, last_ack = 0;
+  int64_t applied = 0, up = 0, down = 0, pup = 0, pdown = 0;
+  size_t failed = 0, wrong = 0;
+  for (int k = 0; k < o.reps; ++k) {
+    const DeviceResult& r = res[k];
+    if (!r.error.empty()) {
+      if (failed++ == 0) Fail("W4 rep " + std::to_string(k) + ": " + r.error);
+      continue;
+    }
+    // Each rep must receive exactly the one central edit of its own account.
+    if (r.received != 1 || r.received_rows[0] != "accounts/" + ForceAccount(k, 0)) {
+      if (wrong++ == 0)
+        Fail("W4 rep " + std::to_string(k) + " received " + std::to_string(r.received) + " changes, expected 1");
+    }
+    rtt.push_back(r.push_rtt_ms);
+    sync.push_back(r.sync_ms);
+    connect.push_back(r.connect_ms);
+    first_sent = std::min(first_sent, r.push_sent_at_ms);
+    last_ack = std::max(last_ack, r.acked_at_ms);
+    applied += r.applied;
+    up += r.bytes_up;
+    down += r.bytes_down;
+    pup += r.payload_up;
+    pdown += r.payload_down;
+  }
+  if (failed) Fail("W4: " + std::to_string(failed) + " reps failed");
+  if (static_cast<size_t>(applied) != total_changes && !failed)
+    Fail("W4: server applied " + std::to_string(applied) + " of " + std::to_string(total_changes));
+  double ingest_s = (last_ack - first_sent) / 1000;
+  Add("W4", "reps connected, pushed, pulled", std::to_string(o.reps - failed) + " of " + std::to_string(o.reps));
+  Add("W4", "wall time, connect to last pull", Fmt("%.1f s", wall));
+  Add("W4", "server ingest, field changes per second", Fmt("%.0f k/s", applied / ingest_s / 1000), "100 k/s goal",
+      Fmt("%.2fx", applied / ingest_s / 100000));
+  Add("W4", "push round trip p50 / p99", Fmt("%.0f", Percentile(rtt, 0.5)) + " / " + Fmt("%.0f ms", Percentile(rtt, 0.99)),
+      "250 ms p99 goal", Fmt("%.1fx", Percentile(rtt, 0.99) / 250));
+  Add("W4", "whole sync (push + pull) p50 / p99",
+      Fmt("%.0f", Percentile(sync, 0.5)) + " / " + Fmt("%.0f ms", Percentile(sync, 0.99)));
+  Add("W4", "connect (TCP, upgrade, hello) p50 / p99",
+      Fmt("%.0f", Percentile(connect, 0.5)) + " / " + Fmt("%.0f ms", Percentile(connect, 0.99)));
+  Add("W4", "bytes up / down per rep (compressed)", Bytes(up / std::max(1.0, rtt.size() * 1.0)) + " / " +
+                                                      Bytes(down / std::max(1.0, rtt.size() * 1.0)));
+  Add("W4", "bytes up / down per rep (before compression)", Bytes(pup / std::max(1.0, rtt.size() * 1.0)) + " / " +
+                                                              Bytes(pdown / std::max(1.0, rtt.size() * 1.0)));
+  Add("W4", "server peak memory", Kb(srv.PeakKb()), "before: " + Kb(rss_before));
+
+  // W5 on the same server: idle devices in live mode.
+  const int per_rep = std::max(1, (o.idle + o.reps - 1) / o.reps);
+  std::vector<LoadDevice> idle;
+  for (int i = 0; i < o.idle; ++i) {
+    LoadDevice d;
+    int k = i / per_rep, dev = 1 + i % per_rep;
+    d.node = DeviceNode(k, dev);
+    Check(RepToken(kAuthKey, k, dev, &d.token), "token");
+    d.pull_from = std::stoll(srv.ready().at("head"));
+    idle.push_back(std::move(d));
+  }
+  sleep(1);
+  long before = srv.RssKb();
+  std::string err;
+  t0 = Clock::now();
+  IdleFleet fleet("127.0.0.1", srv.port(), schema.fingerprint(), std::move(idle), 200);
+  size_t n = fleet.Connected(&err);
+  double connect_s = Seconds(t0, Clock::now());
+  sleep(1);
+  long after = srv.RssKb();
+  if (n != static_cast<size_t>(o.idle)) Fail("W5: " + std::to_string(n) + " of " + std::to_string(o.idle) +
+                                            " connected; first error: " + err);
+  std::printf("\nW5: %d idle devices\n", o.idle);
+  Add("W5", "idle devices connected (live mode)", std::to_string(n) + " in " + Fmt("%.1f s", connect_s));
+  Add("W5", "server memory per idle connection", Kb((after - before) / std::max(1.0, n * 1.0)), "64 KB goal",
+      Fmt("%.2fx", (after - before) / std::max(1.0, n * 1.0) / 64));
+  Add("W5", "server memory, before / with them", Kb(before) + " / " + Kb(after));
+}
+
+void WriteMarkdown(const std::string& path, const Options& o) {
+  std::ofstream out(path);
+  out << "| Workload | Figure | FieldSync | Limit or goal | Ratio |\n|---|---|---|---|---|\n";
+  for (const auto& r : g_rows)
+    out << "| " << r.workload << " | " << r.figure << " | " << r.ours << " | " << r.limit << " | " << r.ratio << " |\n";
+  out << "\nScale " << o.scale << ", " << o.reps << " reps (W4), " << o.idle << " idle devices (W5).\n";
+}
+
+int Run(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--scale") o.scale = std::stod(next());
+    else if (a == "--reps") o.reps = std::stoi(next());
+    else if (a == "--idle") o.idle = std::stoi(next());
+    else if (a == "--w6") o.w6 = std::stoi(next());
+    else if (a == "--dir") o.dir = next();
+    else if (a == "--markdown") o.markdown = next();
+    else if (a == "--smoke") {
+      o.smoke = true;
+      o.scale = 0.01;
+      o.reps = 20;
+      o.idle = 40;
+    } else {
+      std::cerr << "usage: fieldsync_bench [--scale F] [--reps N] [--idle N] [--w6 N] [--dir DIR] [--markdown FILE] "
+                   "[--smoke]\n";
+      return 2;
+    }
+  }
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(o.dir, ec);
+  std::filesystem::create_directories(o.dir);
+  std::ifstream in(FIELDSYNC_DEFAULT_SCHEMA);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Schema schema;
+  Check(Schema::ParseText(ss.str(), &schema), "schema");
+  const std::string exe = SelfExe();
+  std::printf("fieldsync_bench: scale %.2f, %ld cores\n", o.scale, sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf("  %-4s %-46s %16s %22s %8s\n", "", "figure", "FieldSync", "limit or goal", "ratio");
+
+  Territorial one;
+  {
+    ServerProcess srv;
+    Check(srv.Start(exe, {"territories", 1, o.scale, o.dir + "/server-w1", kAuthKey}), "W1 server");
+    one = RunW1W2(o, schema, srv, "w1", true);
+    RunW3(o, schema, srv);
+  }
+  {
+    ServerProcess srv;
+    Check(srv.Start(exe, {"force", o.reps, 1.0, o.dir + "/server-w4", kAuthKey}), "W4 server");
+    RunW4W5(o, schema, srv);
+  }
+  if (o.w6 > 1) {
+    ServerProcess srv;
+    Check(srv.Start(exe, {"territories", o.w6, o.scale, o.dir + "/server-w6", kAuthKey}), "W6 server");
+    std::printf("\nW6: %d territories, %s records, loaded in %.0f s\n", o.w6, srv.ready().at("records").c_str(),
+                std::stod(srv.ready().at("load_s")));
+    Territorial big = RunW1W2(o, schema, srv, "w6", false);
+    Add("W6", "bootstrap of one rep, big server vs one territory",
+        Fmt("%.2f s", big.bootstrap_s), Fmt("%.2f s", one.bootstrap_s) + " (within 25%)",
+        Fmt("%.2fx", big.bootstrap_s / one.bootstrap_s));
+    Add("W6", "a day's sync, big server vs one territory", Fmt("%.1f ms", big.push_s * 1000),
+        Fmt("%.1f ms", one.push_s * 1000) + " (within 25%)", Fmt("%.2fx", big.push_s / one.push_s));
+    if (big.bytes_down != one.bytes_down)
+      Add("W6", "bootstrap bytes, big vs one", Bytes(big.bytes_down), Bytes(one.bytes_down));
+  }
+  if (!o.markdown.empty()) WriteMarkdown(o.markdown, o);
+  std::printf("\n%s\n", g_failures ? "sync_bench: FAILED (see above)" : "sync_bench: all workloads produced correct data");
+  return g_failures ? 1 : 0;
 }
 
 }  // namespace
 }  // namespace fieldsync::bench
 
-int main(int argc, char** argv) { return fieldsync::bench::Run(argc, argv); }
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--serve") return fieldsync::bench::ServeMain(argc - 2, argv + 2);
+  return fieldsync::bench::Run(argc, argv);
+}

@@ -232,6 +232,14 @@ Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
   return Status::OK();
 }
 
+size_t FramePayloadBytes(std::string_view frame) {
+  if (frame.empty()) return 0;
+  std::string_view payload = frame.substr(1);
+  if (!(static_cast<uint8_t>(frame[0]) & kZstdFlag)) return payload.size();
+  unsigned long long size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+  return size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ? 0 : static_cast<size_t>(size);
+}
+
 json ChangeToJson(const Change& c) {
   json j = {{"t", c.table}, {"r", c.row}, {"o", OpName(c.op)},
             {"h", ToHex(c.stamp.hlc)}, {"n", ToHex(c.stamp.node)}};

@@ -56,6 +56,11 @@ std::string EncodeFrame(const json& msg, Encoding enc, bool compress = true, siz
 // string "type".
 Status DecodeFrame(std::string_view frame, const Limits& limits, json* msg);
 
+// The size of a frame's payload before compression, read from its header
+// (zstd frames declare it); 0 for an empty or malformed frame. What the
+// bytes on the wire would have been without compression.
+size_t FramePayloadBytes(std::string_view frame);
+
 // True when JSON text nests no deeper than `max_depth` (the top-level value
 // is depth 1), judged by a scan before any parsing: a short text of a
 // million brackets would otherwise exhaust the parser. Malformed text may

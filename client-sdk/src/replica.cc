@@ -1208,7 +1208,10 @@ class Replica::Session {
 
   Status SendFrame(const std::string& frame) {
     Status st = conn_->Send(frame, opts_.request_timeout_ms);
-    if (st.ok()) report_.bytes_sent += static_cast<int64_t>(frame.size());
+    if (st.ok()) {
+      report_.bytes_sent += static_cast<int64_t>(frame.size());
+      report_.payload_bytes_sent += static_cast<int64_t>(FramePayloadBytes(frame));
+    }
     return st;
   }
 
@@ -1233,6 +1236,7 @@ class Replica::Session {
     Status st = conn_->Receive(&frame, timeout_ms, got);
     if (!st.ok() || !*got) return st;
     report_.bytes_received += static_cast<int64_t>(frame.size());
+    report_.payload_bytes_received += static_cast<int64_t>(FramePayloadBytes(frame));
     return DecodeFrame(frame, limits_, m);
   }
 

@@ -92,6 +92,19 @@ TEST_P(FrameRoundTrip, BigMessageUncompressedWhenAsked) {
   EXPECT_EQ(back, msg);
 }
 
+TEST_P(FrameRoundTrip, PayloadBytesAreTheSizeBeforeCompression) {
+  Encoding enc = GetParam();
+  for (const json& msg : {SmallMessage(), BigMessage()}) {
+    size_t encoded = 0;
+    std::string frame = EncodeFrame(msg, enc, true, &encoded);
+    std::string plain = enc == Encoding::kJson ? msg.dump() : MsgPackBytes(msg);
+    EXPECT_EQ(encoded, plain.size());
+    EXPECT_EQ(FramePayloadBytes(frame), plain.size());
+  }
+  EXPECT_EQ(FramePayloadBytes(""), 0u);
+  EXPECT_EQ(FramePayloadBytes(std::string("\x10garbage", 8)), 0u);  // zstd bit, no zstd header
+}
+
 TEST_P(FrameRoundTrip, DeclaredSizeExactlyAtLimitAccepted) {
   Encoding enc = GetParam();
   json msg = BigMessage();

@@ -94,8 +94,10 @@ struct SyncReport {
   int64_t reverted_rows = 0;  // rows put back to the server's state after a refused change
   int64_t restamped = 0;  // changes re-stamped because the device clock ran ahead (on connect or after a clock_skew refusal)
   int64_t pulled = 0;     // remote changes received
-  int64_t bytes_sent = 0;
+  int64_t bytes_sent = 0;      // WebSocket message bytes, as sent (compressed)
   int64_t bytes_received = 0;
+  int64_t payload_bytes_sent = 0;      // the same messages before compression
+  int64_t payload_bytes_received = 0;
   int64_t cursor = 0;     // pull cursor after the sync
 };
 
