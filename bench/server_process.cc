@@ -43,6 +43,23 @@ long ProcStatusKb(pid_t pid, const char* field) {
   return -1;
 }
 
+double ProcCpuSeconds(pid_t pid) {
+  std::ifstream in(pid ? "/proc/" + std::to_string(pid) + "/stat" : std::string("/proc/self/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces) : utime is the
+  // 14th field of the line, stime the 15th.
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream ss(text.substr(close + 2));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && ss >> f; ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 void ResetPeakRss(pid_t pid) {
   std::ofstream out(pid ? "/proc/" + std::to_string(pid) + "/clear_refs" : std::string("/proc/self/clear_refs"));
   out << "5";
@@ -93,6 +110,7 @@ Status ServerProcess::Start(const std::string& exe, const ServeSpec& spec) {
 long ServerProcess::RssKb() const { return ProcStatusKb(pid_, "VmRSS"); }
 long ServerProcess::PeakKb() const { return ProcStatusKb(pid_, "VmHWM"); }
 void ServerProcess::ResetPeak() const { ResetPeakRss(pid_); }
+double ServerProcess::CpuSeconds() const { return ProcCpuSeconds(pid_); }
 
 void ServerProcess::Stop() {
   if (to_child_ >= 0) close(to_child_);

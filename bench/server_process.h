@@ -54,6 +54,7 @@ class ServerProcess {
   long RssKb() const;
   long PeakKb() const;
   void ResetPeak() const;
+  double CpuSeconds() const;
   // Closes the child's stdin and waits for it to exit.
   void Stop();
 
@@ -70,6 +71,8 @@ int ServeMain(int argc, char** argv);
 
 // Reads a "VmRSS"/"VmHWM" figure (KiB) of a process; pid 0 is this one.
 long ProcStatusKb(pid_t pid, const char* field);
+// CPU seconds (user + system) a process has used; pid 0 is this one.
+double ProcCpuSeconds(pid_t pid);
 // Resets a process's peak RSS to its current RSS (Linux clear_refs 5).
 void ResetPeakRss(pid_t pid);
 

@@ -4,7 +4,8 @@
 // beside the machine's own limits for the same data.
 //
 //   build/fieldsync_bench [--scale F] [--reps N] [--idle N] [--w6 N]
-//                         [--dir DIR] [--markdown FILE] [--smoke]
+//                         [--dir DIR] [--markdown FILE] [--only w1,w3,w4,w6]
+//                         [--smoke]
 //
 // W1 bootstrap: one rep's territory on the server; a fresh replica syncs it.
 // W2 a day's work: 8 visits with a store check of 30 lines each and 3 field
@@ -55,6 +56,8 @@ struct Options {
   std::string dir = "data/bench";
   std::string markdown;
   bool smoke = false;
+  std::string only;  // e.g. "w1,w4": run only these (w1 brings w2, w4 brings w5)
+  bool Runs(const std::string& w) const { return only.empty() || ("," + only + ",").find("," + w + ",") != std::string::npos; }
 };
 
 // The report: one row per figure, with its limit (the machine's own, or
@@ -125,9 +128,12 @@ Territorial RunW1W2(const Options& o, const Schema& schema, ServerProcess& srv, 
   std::unique_ptr<Replica> rep;
   Check(Replica::Open(dir + "/w1.db", schema, &rep), "open replica");
   SyncReport r1;
+  double server_cpu = srv.CpuSeconds(), client_cpu = ProcCpuSeconds(0);
   auto t0 = Clock::now();
   Check(rep->Sync(RepSync(srv.port(), 0, 0), &r1), "W1 sync");
   out.bootstrap_s = Seconds(t0, Clock::now());
+  server_cpu = srv.CpuSeconds() - server_cpu;
+  client_cpu = ProcCpuSeconds(0) - client_cpu;
   out.bytes_down = r1.bytes_received;
   long client_peak = ProcStatusKb(0, "VmHWM"), server_peak = srv.PeakKb();
   int64_t records = 0;
@@ -149,6 +155,7 @@ Territorial RunW1W2(const Options& o, const Schema& schema, ServerProcess& srv, 
     Add("W1", "records per second", Fmt("%.0f k/s", n / out.bootstrap_s / 1000), Fmt("%.0f k/s", n / raw_s / 1000),
         Fmt("%.1f%%", 100 * raw_s / out.bootstrap_s));
     Add("W1", "field values per second", Fmt("%.0f k/s", w1.fields / out.bootstrap_s / 1000));
+    Add("W1", "CPU during bootstrap, server / client", Fmt("%.2f s", server_cpu) + " / " + Fmt("%.2f s", client_cpu));
     Add("W1", "bytes down (compressed)", Bytes(r1.bytes_received), Bytes(zstd) + " zstd JSONL",
         Fmt("%.2fx", r1.bytes_received / static_cast<double>(zstd)));
     Add("W1", "bytes down (before compression)", Bytes(r1.payload_bytes_received), Bytes(jsonl) + " JSONL",
@@ -313,9 +320,11 @@ void RunW4W5(const Options& o, const Schema& schema, ServerProcess& srv) {
   srv.ResetPeak();
   long rss_before = srv.RssKb();
   std::vector<DeviceResult> res;
+  double server_cpu = srv.CpuSeconds();
   auto t0 = Clock::now();
   Check(RunSalesForce("127.0.0.1", srv.port(), schema.fingerprint(), std::move(devices), 200, &res), "W4");
   double wall = Seconds(t0, Clock::now());
+  server_cpu = srv.CpuSeconds() - server_cpu;
   std::vector<double> rtt, sync, connect;
   double first_sent = 1e300, last_ack = 0;
   int64_t applied = 0, up = 0, down = 0, pup = 0, pdown = 0;
@@ -348,6 +357,7 @@ void RunW4W5(const Options& o, const Schema& schema, ServerProcess& srv) {
   double ingest_s = (last_ack - first_sent) / 1000;
   Add("W4", "reps connected, pushed, pulled", std::to_string(o.reps - failed) + " of " + std::to_string(o.reps));
   Add("W4", "wall time, connect to last pull", Fmt("%.1f s", wall));
+  Add("W4", "server CPU over that time (2 cores = 2x wall)", Fmt("%.1f s", server_cpu));
   Add("W4", "server ingest, field changes per second", Fmt("%.0f k/s", applied / ingest_s / 1000), "100 k/s goal",
       Fmt("%.2fx", applied / ingest_s / 100000));
   Add("W4", "push round trip p50 / p99", Fmt("%.0f", Percentile(rtt, 0.5)) + " / " + Fmt("%.0f ms", Percentile(rtt, 0.99)),
@@ -410,6 +420,7 @@ int Run(int argc, char** argv) {
     else if (a == "--w6") o.w6 = std::stoi(next());
     else if (a == "--dir") o.dir = next();
     else if (a == "--markdown") o.markdown = next();
+    else if (a == "--only") o.only = next();
     else if (a == "--smoke") {
       o.smoke = true;
       o.scale = 0.01;
@@ -417,7 +428,7 @@ int Run(int argc, char** argv) {
       o.idle = 40;
     } else {
       std::cerr << "usage: fieldsync_bench [--scale F] [--reps N] [--idle N] [--w6 N] [--dir DIR] [--markdown FILE] "
-                   "[--smoke]\n";
+                   "[--only w1,w3,w4,w6] [--smoke]\n";
       return 2;
     }
   }
@@ -442,15 +453,15 @@ int Run(int argc, char** argv) {
   {
     ServerProcess srv;
     Check(srv.Start(exe, {"territories", 1, o.scale, o.dir + "/server-w1", kAuthKey}), "W1 server");
-    one = RunW1W2(o, schema, srv, "w1", true);
-    RunW3(o, schema, srv);
+    if (o.Runs("w1") || o.Runs("w6")) one = RunW1W2(o, schema, srv, "w1", o.Runs("w1"));
+    if (o.Runs("w3")) RunW3(o, schema, srv);
   }
-  {
+  if (o.Runs("w4")) {
     ServerProcess srv;
     Check(srv.Start(exe, {"force", o.reps, 1.0, o.dir + "/server-w4", kAuthKey}), "W4 server");
     RunW4W5(o, schema, srv);
   }
-  if (o.w6 > 1) {
+  if (o.w6 > 1 && o.Runs("w6")) {
     ServerProcess srv;
     Check(srv.Start(exe, {"territories", o.w6, o.scale, o.dir + "/server-w6", kAuthKey}), "W6 server");
     std::printf("\nW6: %d territories, %s records, loaded in %.0f s\n", o.w6, srv.ready().at("records").c_str(),
