@@ -91,7 +91,6 @@ class Fleet {
     }
   }
   bool idle() const { return idle_; }
-  void OnDone() { ++done_; }
 
   net::io_context& ioc() { return ioc_; }
   Clock::time_point start() const { return start_; }
@@ -113,7 +112,7 @@ class Fleet {
   std::vector<std::shared_ptr<Device>> devices_;
   int parallel_;
   bool idle_;
-  size_t next_ = 0, connected_or_failed_ = 0, done_ = 0;
+  size_t next_ = 0, connected_or_failed_ = 0;
   std::atomic<size_t> connected_{0};  // read by IdleFleet's caller
   std::atomic<bool> all_connected_{false};
   Clock::time_point start_ = Clock::now();
@@ -124,7 +123,6 @@ void Device::Fail(const std::string& what) {
   done_ = true;
   res_->error = what;
   Close();
-  fleet_->OnDone();
 }
 
 void Device::Send(const json& m, std::function<void()> next) {
@@ -235,7 +233,6 @@ void Device::Pull() {
       self->res_->sync_ms = Ms(self->t0_, Clock::now());
       self->done_ = true;
       self->Close();
-      self->fleet_->OnDone();
     });
   });
 }
