@@ -332,6 +332,16 @@ void Conversation::OnSnapshot(const json& m) {
     after_table = a[0].get<std::string>();
     after_row = a[1].get<std::string>();
   }
+  // `compact`: rows in the compact form (one stamp per row), what the
+  // reference client asks for; without it, every field names its stamp.
+  bool compact = false;
+  if (m.contains("compact")) {
+    if (!m["compact"].is_boolean()) {
+      SendError(Status::Protocol("snapshot 'compact' must be a boolean"), false, id);
+      return;
+    }
+    compact = m["compact"].get<bool>();
+  }
   // `keys`: only the rows of these scope keys (a scope that grew, the
   // pull's `scope.add`); without it, the device's whole scope.
   bool partial = m.contains("keys");
@@ -402,7 +412,7 @@ void Conversation::OnSnapshot(const json& m) {
     return;
   }
   json arr = json::array();
-  for (const auto& r : rows) arr.push_back(RowStateToJson(r));
+  for (const auto& r : rows) arr.push_back(RowStateToJson(r, compact));
   json next = rows.empty() ? json() : json::array({rows.back().table, rows.back().row});
   json reply = {{"type", msg::kSnapshot}, {"id", id}, {"cursor", cursor}, {"rows", std::move(arr)}, {"more", more},
                 {"after", next}, {"head", hub_.head()}};

@@ -2,7 +2,9 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 namespace fieldsync {
 
@@ -19,6 +21,9 @@ constexpr uint8_t kEncodingMask = 0x03;
 constexpr uint8_t kZstdFlag = 0x10;
 constexpr uint8_t kKnownFlags = kEncodingMask | kZstdFlag;
 constexpr int kZstdLevel = 3;
+// A compact snapshot field's hlc offset stays below 2^53, what a JavaScript
+// number holds exactly; a field further from its row's stamp names its own.
+constexpr uint64_t kMaxSnapshotOffset = uint64_t{1} << 53;
 
 // JSON text is measured before it is parsed, for the same reason as
 // MessagePack below: a payload within every size limit could otherwise make
@@ -293,15 +298,43 @@ Status ChangeFromJson(const json& j, Change* c) {
   return Status::OK();
 }
 
-json RowStateToJson(const RowState& r) {
+json RowStateToJson(const RowState& r, bool compact) {
   json j = {{"t", r.table}, {"r", r.row}};
   if (r.deleted) {
     j["d"] = {{"h", ToHex(r.tomb_stamp.hlc)}, {"n", ToHex(r.tomb_stamp.node)}, {"s", VersionVectorToJson(r.tomb_seen)}};
     return j;
   }
+  // The row's stamp: the oldest field hlc (so every offset is >= 0) and the
+  // node that wrote most of its fields (so most fields name none).
+  Hlc row_hlc = 0;
+  NodeId row_node = 0;
+  if (compact && !r.fields.empty()) {
+    row_hlc = r.fields.front().second.stamp.hlc;
+    std::map<NodeId, int> writes;
+    int best = 0;
+    for (const auto& [col, s] : r.fields) {
+      row_hlc = std::min(row_hlc, s.stamp.hlc);
+      if (int n = ++writes[s.stamp.node]; n > best) {
+        best = n;
+        row_node = s.stamp.node;
+      }
+    }
+    j["h"] = ToHex(row_hlc);
+    j["n"] = ToHex(row_node);
+  }
   json f = json::object();
   for (const auto& [col, s] : r.fields) {
-    json e = {{"h", ToHex(s.stamp.hlc)}, {"n", ToHex(s.stamp.node)}, {"v", s.value}};
+    json e = {{"v", s.value}};
+    if (!compact) {
+      e["h"] = ToHex(s.stamp.hlc);
+      e["n"] = ToHex(s.stamp.node);
+    } else {
+      // An offset a JavaScript number holds exactly; beyond that, the stamp.
+      uint64_t d = s.stamp.hlc - row_hlc;
+      if (d >= kMaxSnapshotOffset) e["h"] = ToHex(s.stamp.hlc);
+      else if (d) e["d"] = d;
+      if (s.stamp.node != row_node) e["n"] = ToHex(s.stamp.node);
+    }
     if (s.base) e["b"] = ToHex(s.base);
     if (!s.crdt.is_null()) e["c"] = s.crdt;
     f[col] = std::move(e);
@@ -327,13 +360,36 @@ Status RowStateFromJson(const json& j, RowState* out) {
     r.deleted = true;
   } else {
     if (!j.contains("f") || !j["f"].is_object()) return Status::Protocol("snapshot row needs an object f");
+    // A compact row (both h and n at the top) lends its stamp to fields
+    // that name none.
+    bool compact = j.contains("h") || j.contains("n");
+    Stamp row;
+    if (compact && (!hex(j, "h", &row.hlc) || !hex(j, "n", &row.node)))
+      return Status::Protocol("compact snapshot row needs hex h and n");
     for (auto it = j["f"].begin(); it != j["f"].end(); ++it) {
       const json& e = it.value();
       FieldState s;
       s.present = true;
-      if (!e.is_object() || !hex(e, "h", &s.stamp.hlc) || !hex(e, "n", &s.stamp.node) || !e.contains("v") ||
-          (e.contains("b") && !hex(e, "b", &s.base)))
-        return Status::Protocol("snapshot field '" + it.key() + "' needs hex h, n, optional hex b, and v");
+      bool ok = e.is_object() && e.contains("v") && (!e.contains("b") || hex(e, "b", &s.base));
+      if (ok && e.contains("h")) ok = !e.contains("d") && hex(e, "h", &s.stamp.hlc);
+      else if (ok && compact) {
+        uint64_t d = 0;
+        if (e.contains("d")) {
+          const json& dj = e["d"];
+          // Any encoder's non-negative integer, signed or not.
+          ok = dj.is_number_integer() && (dj.is_number_unsigned() || dj.get<int64_t>() >= 0) &&
+               (d = dj.get<uint64_t>()) < kMaxSnapshotOffset && d <= UINT64_MAX - row.hlc;
+        }
+        s.stamp.hlc = row.hlc + d;
+      } else {
+        ok = false;
+      }
+      if (ok && e.contains("n")) ok = hex(e, "n", &s.stamp.node);
+      else if (ok && compact) s.stamp.node = row.node;
+      else ok = false;
+      if (!ok)
+        return Status::Protocol("snapshot field '" + it.key() + "' needs v, hex h (or, in a compact row, an offset d), "
+                                "hex n (or the row's), optional hex b");
       s.value = e["v"];
       if (e.contains("c")) s.crdt = e["c"];
       r.fields.emplace_back(it.key(), std::move(s));

@@ -74,9 +74,12 @@ json ChangeToJson(const Change& c);
 Status ChangeFromJson(const json& j, Change* c);
 
 // The JSON form of a row's state in a `snapshot` message (docs/protocol.md
-// "Snapshot"). RowStateFromJson checks structure only, like ChangeFromJson;
-// the receiver checks values against its schema.
-json RowStateToJson(const RowState& r);
+// "Snapshot"). `compact` (what a client asks for with "compact": true) gives
+// the row one stamp and each field only its offset from it: per-field hex
+// stamps were two thirds of a bootstrap's bytes. RowStateFromJson reads both
+// forms and checks structure only, like ChangeFromJson; the receiver checks
+// values against its schema.
+json RowStateToJson(const RowState& r, bool compact = false);
 Status RowStateFromJson(const json& j, RowState* r);
 
 // Message types.

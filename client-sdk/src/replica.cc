@@ -1066,6 +1066,7 @@ class Replica::Session {
       json req = filter;
       req["type"] = msg::kSnapshot;
       req["id"] = id;
+      req["compact"] = true;
       if (!after.is_null()) req["after"] = after;
       Status st = Send(req);
       if (!st.ok()) return st;
@@ -1144,7 +1145,9 @@ class Replica::Session {
     // is written: the server reads and encodes it while this side installs.
     auto request = [&](int64_t* id) {
       *id = ++request_id_;
-      json req = {{"type", msg::kSnapshot}, {"id", *id}};
+      // Compact rows: a server that predates them ignores the flag and
+      // sends the full form, which SnapshotRows reads as well.
+      json req = {{"type", msg::kSnapshot}, {"id", *id}, {"compact", true}};
       if (cursor >= 0) req["cursor"] = cursor;
       if (!after.is_null()) req["after"] = after;
       return Send(req);

@@ -315,7 +315,34 @@ TEST_F(BadInputTest, MalformedSnapshotRequestsAreRefusedAndAStaleOneRestarts) {
   EXPECT_EQ(m["id"], 5);
   EXPECT_TRUE(m["rows"].is_array());
   EXPECT_FALSE(m.value("more", true));
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 6}, {"compact", "yes"}}));
+  EXPECT_EQ(ExpectError(p, "protocol_error")["in_reply_to"], 6);
   ExpectServerStillServes();
+}
+
+TEST_F(BadInputTest, SnapshotRowsAreCompactWhenAskedAndFullOtherwise) {
+  ExpectServerStillServes();  // one account on the server
+  RawPeer p(server_.url());
+  ASSERT_TRUE(p.Hello(kNode));
+  json full, compact;
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 1}}));
+  ASSERT_TRUE(p.Receive(&full));
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 2}, {"compact", true}}));
+  ASSERT_TRUE(p.Receive(&compact));
+  ASSERT_EQ(full["rows"].size(), 1u) << full.dump();
+  ASSERT_EQ(compact["rows"].size(), 1u) << compact.dump();
+  const json& f = full["rows"][0];
+  const json& c = compact["rows"][0];
+  EXPECT_FALSE(f.contains("h"));
+  EXPECT_TRUE(f["f"]["phone"].contains("h"));
+  EXPECT_TRUE(c.contains("h") && c.contains("n")) << c.dump();
+  EXPECT_FALSE(c["f"]["phone"].contains("h"));
+  EXPECT_FALSE(c["f"]["phone"].contains("n"));
+  // Both forms say the same thing.
+  RowState a, b;
+  ASSERT_TRUE(RowStateFromJson(f, &a).ok());
+  ASSERT_TRUE(RowStateFromJson(c, &b).ok());
+  EXPECT_EQ(RowStateToJson(a), RowStateToJson(b));
 }
 
 }  // namespace

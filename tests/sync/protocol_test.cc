@@ -616,9 +616,22 @@ TEST(RowStateCodec, FieldsAndTombstonesRoundTripAndMalformedRowsAreRefused) {
   dead.deleted = true;
   dead.tomb_stamp = {MakeHlc(2000, 1), 9};
   dead.tomb_seen = {{9, MakeHlc(2000, 1)}, {7, MakeHlc(1500, 0)}};
-  for (const RowState& r : {live, dead}) {
+  // A third field far from the others in time: its offset would not fit
+  // a JavaScript number, so it names its own stamp.
+  FieldState old_note;
+  old_note.present = true;
+  old_note.stamp = {MakeHlc(1000, 2) + (uint64_t{1} << 53), 7};
+  old_note.value = nullptr;
+  RowState wide = live;
+  wide.fields.emplace_back("notes", old_note);
+  for (bool compact : {false, true})
+  for (const RowState& r : {live, dead, wide}) {
     RowState back;
-    ASSERT_TRUE(RowStateFromJson(json::parse(RowStateToJson(r).dump()), &back).ok());
+    ASSERT_TRUE(RowStateFromJson(json::parse(RowStateToJson(r, compact).dump()), &back).ok());
+    // And through MessagePack, whose small integers decode unsigned.
+    RowState packed;
+    ASSERT_TRUE(RowStateFromJson(json::from_msgpack(json::to_msgpack(RowStateToJson(r, compact))), &packed).ok());
+    EXPECT_EQ(RowStateToJson(packed), RowStateToJson(back));
     EXPECT_EQ(back.table, r.table);
     EXPECT_EQ(back.row, r.row);
     EXPECT_EQ(back.deleted, r.deleted);
@@ -637,8 +650,53 @@ TEST(RowStateCodec, FieldsAndTombstonesRoundTripAndMalformedRowsAreRefused) {
   for (const char* bad : {R"([1])", R"({"t":"a"})", R"({"t":"a","r":"b"})", R"({"t":"a","r":"b","f":[]})",
                           R"({"t":"a","r":"b","f":{"c":{"h":"zz","n":"1","v":1}}})",
                           R"({"t":"a","r":"b","f":{"c":{"h":"1","n":"1"}}})",
-                          R"({"t":"a","r":"b","d":{"h":"1","n":"1","s":[]}})"}) {
+                          R"({"t":"a","r":"b","d":{"h":"1","n":"1","s":[]}})",
+                          // compact rows: both stamps at the top, offsets non-negative and in range
+                          R"({"t":"a","r":"b","h":"10","f":{"c":{"v":1}}})",
+                          R"({"t":"a","r":"b","h":"10","n":"zz","f":{"c":{"v":1}}})",
+                          R"({"t":"a","r":"b","h":"10","n":"1","f":{"c":{"v":1,"d":-1}}})",
+                          R"({"t":"a","r":"b","h":"10","n":"1","f":{"c":{"v":1,"d":1.5}}})",
+                          R"({"t":"a","r":"b","h":"10","n":"1","f":{"c":{"v":1,"d":"1"}}})",
+                          R"({"t":"a","r":"b","h":"10","n":"1","f":{"c":{"v":1,"d":9007199254740992}}})",
+                          R"({"t":"a","r":"b","h":"ffffffffffffffff","n":"1","f":{"c":{"v":1,"d":1}}})",
+                          R"({"t":"a","r":"b","h":"10","n":"1","f":{"c":{"v":1,"d":1,"h":"11"}}})",
+                          // a full-form field must name its own stamp
+                          R"({"t":"a","r":"b","f":{"c":{"v":1,"d":1,"n":"1"}}})"}) {
     EXPECT_EQ(RowStateFromJson(json::parse(bad), &out).code(), Code::kProtocolError) << bad;
+  }
+}
+
+TEST(RowStateCodec, CompactRowsLendTheirStampToFieldsThatNameNone) {
+  RowState r;
+  r.table = "store_check_lines";
+  r.row = "l1";
+  auto field = [](Hlc h, NodeId n, json v) {
+    FieldState f;
+    f.present = true;
+    f.stamp = {h, n};
+    f.value = std::move(v);
+    return f;
+  };
+  // Two fields of node 5, one of node 9 written earlier.
+  r.fields = {{"facings", field(MakeHlc(2000, 3), 5, 4)},
+              {"shelf_price", field(MakeHlc(2000, 1), 5, 12.5)},
+              {"stock_status", field(MakeHlc(1990, 0), 9, "short")}};
+  json j = RowStateToJson(r, true);
+  EXPECT_EQ(j["h"], ToHex(MakeHlc(1990, 0)));  // the oldest field's hlc
+  EXPECT_EQ(j["n"], ToHex(5));                 // the node of most fields
+  EXPECT_FALSE(j["f"]["facings"].contains("n"));
+  EXPECT_EQ(j["f"]["facings"]["d"], MakeHlc(2000, 3) - MakeHlc(1990, 0));
+  EXPECT_FALSE(j["f"]["stock_status"].contains("d"));  // offset 0
+  EXPECT_EQ(j["f"]["stock_status"]["n"], ToHex(9));
+  // The point of the form: fewer bytes than the full one.
+  EXPECT_LT(json::to_msgpack(j).size() + 40, json::to_msgpack(RowStateToJson(r)).size());
+  RowState back;
+  ASSERT_TRUE(RowStateFromJson(j, &back).ok());
+  ASSERT_EQ(back.fields.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(back.fields[i].first, r.fields[i].first);
+    EXPECT_EQ(back.fields[i].second.stamp, r.fields[i].second.stamp) << r.fields[i].first;
+    EXPECT_EQ(back.fields[i].second.value, r.fields[i].second.value);
   }
 }
 
