@@ -4,6 +4,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
@@ -65,9 +66,9 @@ class Device : public std::enable_shared_from_this<Device> {
 class Fleet {
  public:
   Fleet(const std::string& host, uint16_t port, std::string fingerprint, std::vector<LoadDevice> devices,
-        int parallel, bool idle)
+        int parallel, bool idle, double pushes_per_s = 0)
       : ep_(net::ip::make_address(host), port), fingerprint_(std::move(fingerprint)), specs_(std::move(devices)),
-        results_(specs_.size()), parallel_(std::max(1, parallel)), idle_(idle) {}
+        results_(specs_.size()), parallel_(std::max(1, parallel)), idle_(idle), pushes_per_s_(pushes_per_s) {}
 
   // Starts the first handshakes; the rest follow as those finish.
   void Start() {
@@ -80,10 +81,13 @@ class Fleet {
     ++connected_or_failed_;
     if (ok) ++connected_;
     if (connected_or_failed_ == devices_.size()) {
-      if (!idle_) {
+      if (!idle_ && pushes_per_s_ <= 0) {
         // Everyone is in: all push at once.
         for (size_t i = 0; i < devices_.size(); ++i)
           if (results_[i].error.empty()) devices_[i]->Push();
+      } else if (!idle_) {
+        paced_from_ = Clock::now();
+        PushNext();
       }
       all_connected_ = true;
     } else {
@@ -104,6 +108,20 @@ class Fleet {
     if (next_ < devices_.size()) devices_[next_++]->Connect(ep_, fingerprint_);
   }
 
+  // Paced arrivals: device k pushes at paced_from_ + k / pushes_per_s_,
+  // on a schedule that does not drift with the handlers' own time.
+  void PushNext() {
+    size_t k = next_push_++;
+    if (k >= devices_.size()) return;
+    if (results_[k].error.empty()) devices_[k]->Push();
+    if (next_push_ >= devices_.size()) return;
+    pace_.expires_at(paced_from_ + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(next_push_ / pushes_per_s_)));
+    pace_.async_wait([this](beast::error_code ec) {
+      if (!ec) PushNext();
+    });
+  }
+
   net::io_context ioc_;
   tcp::endpoint ep_;
   std::string fingerprint_;
@@ -112,6 +130,10 @@ class Fleet {
   std::vector<std::shared_ptr<Device>> devices_;
   int parallel_;
   bool idle_;
+  double pushes_per_s_;
+  net::steady_timer pace_{ioc_};
+  Clock::time_point paced_from_;
+  size_t next_push_ = 0;
   size_t next_ = 0, connected_or_failed_ = 0;
   std::atomic<size_t> connected_{0};  // read by IdleFleet's caller
   std::atomic<bool> all_connected_{false};
@@ -258,8 +280,9 @@ std::string EncodePush(const std::vector<Change>& changes, size_t* payload_bytes
 }
 
 Status RunSalesForce(const std::string& host, uint16_t port, const std::string& schema_fingerprint,
-                     std::vector<LoadDevice> devices, int parallel_connects, std::vector<DeviceResult>* results) {
-  Fleet fleet(host, port, schema_fingerprint, std::move(devices), parallel_connects, false);
+                     std::vector<LoadDevice> devices, int parallel_connects, double pushes_per_s,
+                     std::vector<DeviceResult>* results) {
+  Fleet fleet(host, port, schema_fingerprint, std::move(devices), parallel_connects, false, pushes_per_s);
   fleet.Start();
   fleet.ioc().run();
   *results = std::move(fleet.results());

@@ -42,11 +42,15 @@ struct DeviceResult {
 };
 
 // W4: connects every device (at most `parallel_connects` handshakes at a
-// time), then, once all are connected, has all of them push at once, and
-// each pull from its cursor until up to date. Blocks until every device is
-// done or failed.
+// time), then, once all are connected, has them push, and each pull from
+// its cursor until up to date. `pushes_per_s` 0: all push at once (the
+// worst burst, which measures ingest capacity); otherwise one device starts
+// its push every 1/pushes_per_s seconds, in order (an arrival rate, which is
+// what a round-trip percentile means something under). Blocks until every
+// device is done or failed.
 Status RunSalesForce(const std::string& host, uint16_t port, const std::string& schema_fingerprint,
-                     std::vector<LoadDevice> devices, int parallel_connects, std::vector<DeviceResult>* results);
+                     std::vector<LoadDevice> devices, int parallel_connects, double pushes_per_s,
+                     std::vector<DeviceResult>* results);
 
 // W5: connects `devices` and leaves them idle in live mode (subscribed).
 // Connected() blocks until all are connected (or failed); the connections
