@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -327,7 +328,7 @@ void RunW4W5(const Options& o, const Schema& schema, ServerProcess& srv) {
   double wall = Seconds(t0, Clock::now());
   server_cpu = srv.CpuSeconds() - server_cpu;
   std::vector<double> rtt, sync, connect;
-  double first_sent = 1e300, last_ack = 0;
+  double first_sent = 1e300, last_sent = 0, last_ack = 0;
   int64_t applied = 0, up = 0, down = 0, pup = 0, pdown = 0;
   size_t failed = 0, wrong = 0;
   for (int k = 0; k < o.reps; ++k) {
@@ -345,6 +346,7 @@ void RunW4W5(const Options& o, const Schema& schema, ServerProcess& srv) {
     sync.push_back(r.sync_ms);
     connect.push_back(r.connect_ms);
     first_sent = std::min(first_sent, r.push_sent_at_ms);
+    last_sent = std::max(last_sent, r.push_sent_at_ms);
     last_ack = std::max(last_ack, r.acked_at_ms);
     applied += r.applied;
     up += r.bytes_up;
@@ -353,6 +355,10 @@ void RunW4W5(const Options& o, const Schema& schema, ServerProcess& srv) {
     pdown += r.payload_down;
   }
   if (failed) Fail("W4: " + std::to_string(failed) + " reps failed");
+  // Paced pushes must really have been spread over (reps - 1) / rate.
+  if (o.w4_rate > 0 && !failed && o.reps > 1 && last_sent - first_sent < 900 * (o.reps - 1) / o.w4_rate)
+    Fail("W4: paced pushes went out over " + Fmt("%.0f ms", last_sent - first_sent) + ", not at " +
+         Fmt("%.1f/s", o.w4_rate));
   if (static_cast<size_t>(applied) != total_changes && !failed)
     Fail("W4: server applied " + std::to_string(applied) + " of " + std::to_string(total_changes));
   double ingest_s = (last_ack - first_sent) / 1000;
@@ -425,8 +431,13 @@ int Run(int argc, char** argv) {
     if (a == "--scale") o.scale = std::stod(next());
     else if (a == "--reps") o.reps = std::stoi(next());
     else if (a == "--idle") o.idle = std::stoi(next());
-    else if (a == "--w4-rate") o.w4_rate = std::stod(next());
-    else if (a == "--w6") o.w6 = std::stoi(next());
+    else if (a == "--w4-rate") {
+      o.w4_rate = std::stod(next());
+      if (!std::isfinite(o.w4_rate) || o.w4_rate < 0) {
+        std::cerr << "--w4-rate: pushes per second, 0 (all at once) or more\n";
+        return 2;
+      }
+    } else if (a == "--w6") o.w6 = std::stoi(next());
     else if (a == "--dir") o.dir = next();
     else if (a == "--markdown") o.markdown = next();
     else if (a == "--only") o.only = next();
@@ -440,6 +451,12 @@ int Run(int argc, char** argv) {
                    "[--only w1,w3,w4,w6] [--smoke]\n";
       return 2;
     }
+  }
+  if (o.w4_rate > 0 && (o.reps - 1) / o.w4_rate > 500) {
+    // A rep waiting for its turn has no read pending and cannot answer
+    // pings: past the server's 600 s idle limit it would be dropped.
+    std::cerr << "--w4-rate: " << o.reps << " reps at " << o.w4_rate << "/s would keep the last waiting over 500 s\n";
+    return 2;
   }
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
