@@ -349,6 +349,19 @@ Status RowStateFromJson(const json& j, RowState* out) {
   auto hex = [](const json& o, const char* k, uint64_t* v) {
     return o.contains(k) && o[k].is_string() && ParseHex(o[k].get<std::string>(), v);
   };
+  // A compact field's hlc: `base` plus its offset d (0 when absent), which
+  // is any encoder's non-negative integer, signed or not, below 2^53.
+  auto offset = [](const json& e, Hlc base, Hlc* hlc) {
+    uint64_t d = 0;
+    if (e.contains("d")) {
+      const json& dj = e["d"];
+      if (!dj.is_number_integer() || (!dj.is_number_unsigned() && dj.get<int64_t>() < 0)) return false;
+      d = dj.get<uint64_t>();
+      if (d >= kMaxSnapshotOffset || d > UINT64_MAX - base) return false;
+    }
+    *hlc = base + d;
+    return true;
+  };
   RowState r;
   r.table = j["t"].get<std::string>();
   r.row = j["r"].get<std::string>();
@@ -360,7 +373,7 @@ Status RowStateFromJson(const json& j, RowState* out) {
     r.deleted = true;
   } else {
     if (!j.contains("f") || !j["f"].is_object()) return Status::Protocol("snapshot row needs an object f");
-    // A compact row (both h and n at the top) lends its stamp to fields
+    // A compact row (h or n at the top, and then both) lends its stamp to fields
     // that name none.
     bool compact = j.contains("h") || j.contains("n");
     Stamp row;
@@ -371,19 +384,10 @@ Status RowStateFromJson(const json& j, RowState* out) {
       FieldState s;
       s.present = true;
       bool ok = e.is_object() && e.contains("v") && (!e.contains("b") || hex(e, "b", &s.base));
+      // The hlc: the field's own h, else (compact rows only) the row's h plus d.
       if (ok && e.contains("h")) ok = !e.contains("d") && hex(e, "h", &s.stamp.hlc);
-      else if (ok && compact) {
-        uint64_t d = 0;
-        if (e.contains("d")) {
-          const json& dj = e["d"];
-          // Any encoder's non-negative integer, signed or not.
-          ok = dj.is_number_integer() && (dj.is_number_unsigned() || dj.get<int64_t>() >= 0) &&
-               (d = dj.get<uint64_t>()) < kMaxSnapshotOffset && d <= UINT64_MAX - row.hlc;
-        }
-        s.stamp.hlc = row.hlc + d;
-      } else {
-        ok = false;
-      }
+      else if (ok) ok = compact && offset(e, row.hlc, &s.stamp.hlc);
+      // The node: the field's own n, else (compact rows only) the row's.
       if (ok && e.contains("n")) ok = hex(e, "n", &s.stamp.node);
       else if (ok && compact) s.stamp.node = row.node;
       else ok = false;

@@ -624,7 +624,7 @@ TEST(RowStateCodec, FieldsAndTombstonesRoundTripAndMalformedRowsAreRefused) {
   old_note.value = nullptr;
   RowState wide = live;
   wide.fields.emplace_back("notes", old_note);
-  for (bool compact : {false, true})
+  for (bool compact : {false, true}) {
   for (const RowState& r : {live, dead, wide}) {
     RowState back;
     ASSERT_TRUE(RowStateFromJson(json::parse(RowStateToJson(r, compact).dump()), &back).ok());
@@ -645,6 +645,7 @@ TEST(RowStateCodec, FieldsAndTombstonesRoundTripAndMalformedRowsAreRefused) {
       EXPECT_EQ(got[col].value, f.value) << col;
       EXPECT_EQ(got[col].crdt, f.crdt) << col;
     }
+  }
   }
   RowState out;
   for (const char* bad : {R"([1])", R"({"t":"a"})", R"({"t":"a","r":"b"})", R"({"t":"a","r":"b","f":[]})",
