@@ -72,6 +72,12 @@ void TombstoneFromColumns(const Statement& s, int first, Stamp* stamp, VersionVe
   VersionVectorFromJson(ParseJsonText(s.Text(first + 2)), seen);
 }
 
+std::string SelectList(const TableDef& t) {
+  std::string sql = "SELECT id";
+  for (const auto& c : t.columns) sql += ", " + Quote(c.name);
+  return sql + " FROM " + Quote(t.name);
+}
+
 }  // namespace
 
 void BindValue(Statement& s, int i, const ColumnDef& col, const json& v) {
@@ -107,6 +113,23 @@ json ReadValue(const Statement& s, int i, const ColumnDef& col) {
 
 Status Store::Open(const std::string& path, const Schema& schema, const OpenOptions& opts) {
   schema_ = schema;
+  // An upsert, not INSERT OR REPLACE: an existing row is updated in place
+  // instead of deleted and inserted again (two writes to the table and its
+  // id index).
+  row_upsert_sql_.clear();
+  row_select_sql_.clear();
+  for (const auto& t : schema_.tables()) {
+    row_select_sql_.push_back(SelectList(t) + " WHERE id=?");
+    std::string cols, params, sets;
+    for (const auto& c : t.columns) {
+      cols += ", " + Quote(c.name);
+      params += ",?";
+      sets += (sets.empty() ? "" : ", ") + Quote(c.name) + "=excluded." + Quote(c.name);
+    }
+    std::string sql = "INSERT INTO " + Quote(t.name) + "(id" + cols + ") VALUES(?" + params + ")";
+    row_upsert_sql_.push_back(sets.empty() ? sql + " ON CONFLICT(id) DO NOTHING"
+                                           : sql + " ON CONFLICT(id) DO UPDATE SET " + sets);
+  }
   Status st = db_.Open(path, opts);
   if (!st.ok()) return st;
   st = CreateTables();
@@ -340,6 +363,102 @@ Status Store::ApplyChange(const Change& c, ApplyOutcome* out) {
   return WriteColumn(*t, *col, c.row, m.state.value);
 }
 
+Status Store::WriteWholeRow(const TableDef& t, const std::string& row, const std::vector<const json*>& values) {
+  Status st;
+  Statement& s = db_.Prepare(row_upsert_sql_[&t - schema_.tables().data()], &st);
+  if (!st.ok()) return st;
+  s.Bind(1, row);
+  for (const auto& c : t.columns) {
+    if (values[c.index]) BindValue(s, c.index + 2, c, *values[c.index]);
+    else s.BindNull(c.index + 2);
+  }
+  return s.Run();
+}
+
+Status Store::ApplyRow(std::span<const Change> run, ApplyOutcome* out) {
+  *out = ApplyOutcome{};
+  if (run.empty()) return Status::OK();
+  Status st;
+  const TableDef* t = Table(run[0].table, &st);
+  if (!t) return st;
+  const std::string& row = run[0].row;
+  std::vector<const ColumnDef*> cols;
+  cols.reserve(run.size());
+  for (const Change& c : run) {
+    if (c.op != Op::kSet || c.table != t->name || c.row != row)
+      return Status::InvalidArgument("ApplyRow takes writes to one row: " + c.table + "/" + c.row);
+    const ColumnDef* col = t->Find(c.column);
+    if (!col) return Status::NotFound("unknown column '" + c.table + "." + c.column + "'");
+    cols.push_back(col);
+  }
+  bool deleted = false;
+  Stamp tomb;
+  VersionVector seen;
+  if (!(st = LoadTombstone(t->name, row, &deleted, &tomb, &seen)).ok()) return st;
+  if (deleted) {
+    out->refused_deleted = true;  // as ApplyChange, for each write of the run
+    for (const Change& c : run) {
+      if (Covers(seen, c.stamp.node, c.stamp.hlc)) continue;
+      ConflictRecord r{c.table, c.row, c.column, "deleted", c.value, c.stamp, nullptr, tomb};
+      if (!(st = SaveConflict(r)).ok()) return st;
+      out->conflicts.push_back(std::move(r));
+    }
+    return Status::OK();
+  }
+  // The row as it stands: every field's merge state, and the row itself for
+  // the values (and for the columns this run leaves alone, which the whole-row
+  // write below rewrites as they are).
+  std::vector<FieldState> fields(t->columns.size());
+  Statement& meta = db_.Prepare("SELECT col, hlc, node, base, crdt FROM fs_fields WHERE tbl=? AND row_id=?", &st);
+  if (!st.ok()) return st;
+  meta.Bind(1, t->name).Bind(2, row);
+  bool any_field = false;
+  while (meta.Step()) {
+    if (const ColumnDef* c = t->Find(meta.Text(0))) {
+      fields[c->index] = FieldFromColumns(meta, 1);
+      any_field = true;
+    }
+  }
+  st = meta.status();
+  meta.Reset();
+  if (!st.ok()) return st;
+  std::vector<json> current(t->columns.size());
+  Statement& read = db_.Prepare(row_select_sql_[t - schema_.tables().data()], &st);
+  if (!st.ok()) return st;
+  read.Bind(1, row);
+  if (read.Step())
+    for (const auto& c : t->columns) current[c.index] = ReadValue(read, c.index + 1, c);
+  st = read.status();
+  read.Reset();
+  if (!st.ok()) return st;
+  if (any_field)
+    for (const auto& c : t->columns)
+      if (fields[c.index].present) fields[c.index].value = current[c.index];
+  std::vector<bool> dirty(t->columns.size(), false);
+  for (size_t i = 0; i < run.size(); ++i) {
+    const ColumnDef& col = *cols[i];
+    MergeResult m = MergeField(col, fields[col.index], run[i]);
+    for (const auto& r : m.conflicts)
+      if (!(st = SaveConflict(r)).ok()) return st;
+    for (auto& r : m.conflicts) out->conflicts.push_back(std::move(r));
+    if (!m.changed) continue;
+    fields[col.index] = std::move(m.state);
+    dirty[col.index] = true;
+  }
+  std::vector<const json*> values(t->columns.size(), nullptr);
+  for (const auto& c : t->columns) {
+    if (dirty[c.index]) {
+      if (!(st = SaveField(t->name, row, c, fields[c.index])).ok()) return st;
+      out->changed = true;
+      values[c.index] = &fields[c.index].value;
+    } else {
+      values[c.index] = &current[c.index];
+    }
+  }
+  if (!out->changed) return Status::OK();
+  return WriteWholeRow(*t, row, values);
+}
+
 Status Store::Restamp(const Change& old, Stamp fresh) {
   Status st;
   const TableDef* t = Table(old.table, &st);
@@ -424,13 +543,6 @@ Status Store::ReadRow(const TableDef& t, Statement& s, json* row) {
   return Status::OK();
 }
 
-namespace {
-std::string SelectList(const TableDef& t) {
-  std::string sql = "SELECT id";
-  for (const auto& c : t.columns) sql += ", " + Quote(c.name);
-  return sql + " FROM " + Quote(t.name);
-}
-}  // namespace
 
 Status Store::GetRow(const std::string& table, const std::string& id, json* row) {
   Status st;
@@ -985,22 +1097,10 @@ Status Store::InstallState(const std::vector<RowState>& rows) {
     untomb.Bind(1, r.table).Bind(2, r.row);
     if (!(st = untomb.Run()).ok()) return st;
     // The whole row in one statement: every column, NULL where unwritten.
-    std::string sql = "INSERT OR REPLACE INTO " + Quote(t->name) + "(id";
-    for (const auto& c : t->columns) sql += ", " + Quote(c.name);
-    sql += ") VALUES(?";
-    for (size_t n = 0; n < t->columns.size(); ++n) sql += ",?";
-    sql += ")";
     std::vector<const json*> values(t->columns.size(), nullptr);
     for (const auto& [name, f] : r.fields)
       if (const ColumnDef* c = t->Find(name)) values[c->index] = &f.value;
-    Statement& row = db_.Prepare(sql, &st);
-    if (!st.ok()) return st;
-    row.Bind(1, r.row);
-    for (const auto& c : t->columns) {
-      if (values[c.index]) BindValue(row, c.index + 2, c, *values[c.index]);
-      else row.BindNull(c.index + 2);
-    }
-    if (!(st = row.Run()).ok()) return st;
+    if (!(st = WriteWholeRow(*t, r.row, values)).ok()) return st;
     for (const auto& [name, f] : r.fields)
       if (const ColumnDef* c = t->Find(name))
         if (!(st = SaveField(r.table, r.row, *c, f)).ok()) return st;

@@ -119,84 +119,126 @@ Status ServerStore::ApplyBatchImpl(const std::vector<Change>& changes, uint64_t 
     applied->clear();  // the transaction rolls back: nothing was applied
     return e;
   };
-  for (size_t i = 0; i < changes.size(); ++i) {
-    Change c = changes[i];
-    PushResult& r = (*results)[i];
-    // A change compaction removed from the log is still known: a node's
-    // accepted stamps rise in the order it pushes them, so a stamp at or
-    // below the highest one compacted away was received before. (A change
-    // that was refused, retried after such a compaction, is answered
-    // duplicate rather than refused again; protocol.md section 8.8.)
-    auto known = compacted.find(c.stamp.node);
-    if (known == compacted.end()) {
-      Hlc h = 0;
-      Statement& q = db.Prepare("SELECT compacted_hlc FROM fs_devices WHERE node=?", &st);
-      if (!st.ok()) return fail(st);
-      q.Bind(1, c.stamp.node);
-      if (q.Step()) h = static_cast<Hlc>(q.Int(0));
-      st = q.status();
-      q.Reset();
-      if (!st.ok()) return fail(st);
-      known = compacted.emplace(c.stamp.node, h).first;
-    }
-    // A retried change is a duplicate before anything else: it was checked
-    // when it first came, and the scope may have moved since.
-    bool seen = c.stamp.hlc <= known->second;
-    if (!seen) {
-      Statement& q = db.Prepare("SELECT 1 FROM fs_log WHERE node=? AND hlc=?", &st);
-      if (!st.ok()) return fail(st);
-      q.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc);
-      seen = q.Step();
-      st = q.status();
-      q.Reset();
-      if (!st.ok()) return fail(st);
-    }
-    if (seen) {
-      r.result = ChangeResult::kDuplicate;
-      continue;
-    }
-    Status v = ValidateChange(store_.schema(), c);
-    if (v.ok() && writer == Writer::kDevice && store_.schema().Find(c.table)->reference)
-      v = Status(Code::kPermissionDenied, "table '" + c.table + "' is reference data, written centrally only");
-    if (v.ok() && !clock->WithinBound(c.stamp.hlc))
-      v = Status(Code::kClockSkew, "change stamped " + std::to_string(HlcPhysical(c.stamp.hlc)) +
-                                       "ms, more than " + std::to_string(clock->max_drift_ms()) +
-                                       "ms ahead of the server");
-    std::string key;
-    bool created = false;
-    if (v.ok()) {
-      v = DeriveRowKey(c, hints, &key, &created);
-      // Without authentication a row whose parent never came is still
-      // stored; it belongs to no one's scope ("?"), admins see it.
-      if (!v.ok() && !actor && v.code() == Code::kNotFound) {
-        key = "?";
-        v = Status::OK();
+  // Consecutive writes to one row are checked one by one and then merged
+  // together: the row is read once and written once (Store::ApplyRow). Only
+  // where no check reads the row's own columns between them: not a
+  // workflow, decision or append-only table, nor a child of a workflow
+  // (its frozen check reads the row's parent column). A push of new store
+  // check lines is mostly such runs.
+  const Schema& schema = store_.schema();
+  auto groupable = [&](const Change& c) {
+    const TableDef* t = schema.Find(c.table);
+    if (c.op != Op::kSet || !t || t->workflow.enabled() || t->decision.enabled() || t->append_only) return false;
+    const TableDef* parent = t->parent_table.empty() ? nullptr : schema.Find(t->parent_table);
+    return !parent || !parent->workflow.enabled();
+  };
+  for (size_t i = 0; i < changes.size();) {
+    size_t end = i + 1;
+    if (groupable(changes[i]))
+      while (end < changes.size() && changes[end].table == changes[i].table && changes[end].row == changes[i].row &&
+             groupable(changes[end]))
+        ++end;
+    const size_t first = applied->size();
+    // A row's key is fixed once it is stored or found: the run asks once.
+    std::string run_key;
+    bool have_run_key = false;
+    for (size_t k = i; k < end; ++k) {
+      Change c = changes[k];
+      PushResult& r = (*results)[k];
+      // A change compaction removed from the log is still known: a node's
+      // accepted stamps rise in the order it pushes them, so a stamp at or
+      // below the highest one compacted away was received before. (A change
+      // that was refused, retried after such a compaction, is answered
+      // duplicate rather than refused again; protocol.md section 8.8.)
+      auto known = compacted.find(c.stamp.node);
+      if (known == compacted.end()) {
+        Hlc h = 0;
+        Statement& q = db.Prepare("SELECT compacted_hlc FROM fs_devices WHERE node=?", &st);
+        if (!st.ok()) return fail(st);
+        q.Bind(1, c.stamp.node);
+        if (q.Step()) h = static_cast<Hlc>(q.Int(0));
+        st = q.status();
+        q.Reset();
+        if (!st.ok()) return fail(st);
+        known = compacted.emplace(c.stamp.node, h).first;
       }
+      // A retried change is a duplicate before anything else: it was checked
+      // when it first came, and the scope may have moved since.
+      bool seen = c.stamp.hlc <= known->second;
+      if (!seen) {
+        Statement& q = db.Prepare("SELECT 1 FROM fs_log WHERE node=? AND hlc=?", &st);
+        if (!st.ok()) return fail(st);
+        q.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc);
+        seen = q.Step();
+        st = q.status();
+        q.Reset();
+        if (!st.ok()) return fail(st);
+      }
+      if (seen) {
+        r.result = ChangeResult::kDuplicate;
+        continue;
+      }
+      Status v = ValidateChange(schema, c);
+      if (v.ok() && writer == Writer::kDevice && schema.Find(c.table)->reference)
+        v = Status(Code::kPermissionDenied, "table '" + c.table + "' is reference data, written centrally only");
+      if (v.ok() && !clock->WithinBound(c.stamp.hlc))
+        v = Status(Code::kClockSkew, "change stamped " + std::to_string(HlcPhysical(c.stamp.hlc)) +
+                                         "ms, more than " + std::to_string(clock->max_drift_ms()) +
+                                         "ms ahead of the server");
+      std::string key;
+      bool created = false;
+      if (v.ok() && have_run_key) {
+        key = run_key;
+      } else if (v.ok()) {
+        v = DeriveRowKey(c, hints, &key, &created);
+        // Without authentication a row whose parent never came is still
+        // stored; it belongs to no one's scope ("?"), admins see it.
+        if (!v.ok() && !actor && v.code() == Code::kNotFound) {
+          key = "?";
+          v = Status::OK();
+        }
+        if (v.ok() && !created) {
+          run_key = key;
+          have_run_key = true;
+        }
+      }
+      bool new_row = created || created_here.count({c.table, c.row}) > 0;
+      if (v.ok() && actor) v = Authorize(*actor, c, hints, key, new_row, &scope);
+      if (v.ok() && actor) v = CheckWorkflow(*actor, c, hints, new_row, &batch);
+      if (!v.ok()) {
+        if (v.code() == Code::kIoError || v.code() == Code::kCorruption) return fail(v);
+        if (all_or_nothing) return fail(Status(v.code(), c.table + "/" + c.row + ": " + v.message()));
+        r.result = ChangeResult::kRejected;
+        r.code = v.code();
+        r.message = v.message();
+        continue;
+      }
+      if (created && !(st = StoreRowKey(c.table, c.row, key)).ok()) return fail(st);
+      if (created) {
+        created_here.insert({c.table, c.row});
+        run_key = key;
+        have_run_key = true;
+      }
+      c.server_ms = now_ms;
+      c.seq = 0;
+      if (!(st = AppendLog(c, key, actor, &c.seq)).ok()) return fail(st);
+      r.seq = c.seq;
+      applied->push_back(std::move(c));
     }
-    bool new_row = created || created_here.count({c.table, c.row}) > 0;
-    if (v.ok() && actor) v = Authorize(*actor, c, hints, key, new_row, &scope);
-    if (v.ok() && actor) v = CheckWorkflow(*actor, c, hints, new_row, &batch);
-    if (!v.ok()) {
-      if (v.code() == Code::kIoError || v.code() == Code::kCorruption) return fail(v);
-      if (all_or_nothing) return fail(Status(v.code(), c.table + "/" + c.row + ": " + v.message()));
-      r.result = ChangeResult::kRejected;
-      r.code = v.code();
-      r.message = v.message();
-      continue;
-    }
-    if (created && !(st = StoreRowKey(c.table, c.row, key)).ok()) return fail(st);
-    if (created) created_here.insert({c.table, c.row});
-    c.server_ms = now_ms;
-    c.seq = 0;
-    if (!(st = AppendLog(c, key, actor, &c.seq)).ok()) return fail(st);
-    r.seq = c.seq;
     ApplyOutcome outcome;
-    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return fail(st);
-    if (!(st = UpdateOwner(c)).ok()) return fail(st);
-    clock->Observe(c.stamp.hlc);
-    const TableDef* t = store_.schema().Find(c.table);
-    if (t->decision.enabled() && c.column == t->decision.decision_column) decided.insert({c.table, c.row});
-    applied->push_back(std::move(c));
+    std::span<const Change> accepted(applied->data() + first, applied->size() - first);
+    if (end - i > 1) {
+      if (!(st = store_.ApplyRow(accepted, &outcome)).ok()) return fail(st);
+    } else if (!accepted.empty()) {
+      if (!(st = store_.ApplyChange(accepted[0], &outcome)).ok()) return fail(st);
+    }
+    for (const Change& c : accepted) {
+      if (!(st = UpdateOwner(c)).ok()) return fail(st);
+      clock->Observe(c.stamp.hlc);
+      const TableDef* t = schema.Find(c.table);
+      if (t->decision.enabled() && c.column == t->decision.decision_column) decided.insert({c.table, c.row});
+    }
+    i = end;
   }
   // A decision takes effect once its record is whole: after the push.
   for (const auto& [table, row] : decided)

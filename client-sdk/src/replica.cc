@@ -538,15 +538,30 @@ Status Replica::ApplyRemote(const std::vector<Change>& changes, int64_t cursor, 
   store::Transaction tx(&store_.db());
   if (!tx.status().ok()) return tx.status();
   std::map<std::pair<std::string, std::string>, bool> touched;
-  for (const Change& c : changes) {
+  // Consecutive writes to one row are merged together (Store::ApplyRow): the
+  // row is read and written once, not once per field.
+  for (size_t i = 0; i < changes.size();) {
+    const Change& c = changes[i];
     // The server validated these against the same schema; a replica built
     // from an older schema may not know a new table or column yet: skip those
     // rather than stall the whole feed (additive schema changes, protocol.md).
-    if (!ValidateChange(store_.schema(), c).ok()) continue;
+    if (!ValidateChange(store_.schema(), c).ok()) {
+      ++i;
+      continue;
+    }
+    size_t end = i + 1;
+    if (c.op == Op::kSet)
+      while (end < changes.size() && changes[end].op == Op::kSet && changes[end].table == c.table &&
+             changes[end].row == c.row && ValidateChange(store_.schema(), changes[end]).ok())
+        ++end;
     store::ApplyOutcome outcome;
-    if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
-    clock_->Observe(c.stamp.hlc);  // a refused (too far ahead) stamp leaves the clock alone
+    st = end - i > 1 ? store_.ApplyRow(std::span<const Change>(changes.data() + i, end - i), &outcome)
+                     : store_.ApplyChange(c, &outcome);
+    if (!st.ok()) return st;
+    // A refused (too far ahead) stamp leaves the clock alone.
+    for (size_t k = i; k < end; ++k) clock_->Observe(changes[k].stamp.hlc);
     if (outcome.changed) touched[{c.table, c.row}] |= c.op == Op::kDelete;
+    i = end;
   }
   if (!(st = store_.SetMetaInt(kMetaCursor, std::max(have, cursor))).ok()) return st;
   if (!(st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()))).ok()) return st;

@@ -156,7 +156,7 @@ TEST(Compaction, AnInterruptedSnapshotResumesAfterItsLastPage) {
   bool dead = false;
   ReplicaOptions killed;
   killed.fault_hook = [&](std::string_view sql) -> Status {
-    if (sql.find("INSERT OR REPLACE INTO \"contacts\"") != std::string_view::npos && ++installs == 12) dead = true;
+    if (sql.find("INSERT INTO \"contacts\"(id") != std::string_view::npos && ++installs == 12) dead = true;
     return dead ? Status::IoError("test: the app was killed") : Status::OK();
   };
   {
