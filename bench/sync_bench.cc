@@ -241,9 +241,14 @@ void RunW3(const Options& o, const Schema& schema, ServerProcess& srv) {
   auto t0 = Clock::now();
   SyncReport rx, ry, rx2;
   Check(x->Sync(sx, &rx), "W3 x sync");
+  auto t1 = Clock::now();
   Check(y->Sync(sy, &ry), "W3 y sync");
+  auto t2 = Clock::now();
   Check(x->Sync(sx, &rx2), "W3 x sync 2");
-  double secs = Seconds(t0, Clock::now());
+  auto t3 = Clock::now();
+  double secs = Seconds(t0, t3);
+  auto mono = [](auto t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); };
+  std::fprintf(stderr, "TRACE %.6f %.6f %.6f %.6f\n", mono(t0), mono(t1), mono(t2), mono(t3));
   std::ostringstream dx, dy;
   x->Dump([&](const json& l) { dx << l.dump() << "\n"; });
   y->Dump([&](const json& l) { dy << l.dump() << "\n"; });
@@ -271,6 +276,9 @@ void RunW3(const Options& o, const Schema& schema, ServerProcess& srv) {
   y->Conflicts(false, &cy);
   std::printf("\nW3: %d lines, %zu single-side edits, %zu colliding\n", lines, single, colliding);
   Add("W3", "both sides synced and converged", Fmt("%.0f ms", secs * 1000), "1000 ms goal", Fmt("%.2fx", secs));
+  Add("W3", "x pushes / y pushes and pulls / x pulls",
+      Fmt("%.0f / ", Seconds(t0, t1) * 1000) + Fmt("%.0f / ", Seconds(t1, t2) * 1000) +
+          Fmt("%.0f ms", Seconds(t2, t3) * 1000));
   Add("W3", "lost updates (non-colliding columns)", std::to_string(lost) + " of " + std::to_string(single), "0");
   Add("W3", "conflict records on x / y (colliding edits)",
       std::to_string(cx.size()) + " / " + std::to_string(cy.size()) + " (" + std::to_string(colliding) + ")");

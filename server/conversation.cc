@@ -21,6 +21,7 @@ void Conversation::OnFrame(const std::string& frame, bool text) {
   }
   if (!hello_done_ && st.ok()) text_mode_ = text;
   if (!st.ok()) {
+    last_push_ok_ = false;  // it may have been a push: one that follows it is refused (OnPush)
     SendError(st, !hello_done_);
     return;
   }
@@ -30,6 +31,7 @@ void Conversation::OnFrame(const std::string& frame, bool text) {
   try {
     Dispatch(m);
   } catch (const std::exception& e) {
+    last_push_ok_ = false;
     SendError(Status::Protocol(std::string("malformed message: ") + e.what()), !hello_done_, m.value("id", json()));
   }
 }
@@ -127,6 +129,20 @@ void Conversation::OnHello(const json& m) {
 
 void Conversation::OnPush(const json& m) {
   json batch = m.value("batch", json());
+  // A push sent before the previous one's ack names it in `after` (protocol.md
+  // 6.1). It is applied only if that push was the last one handled here and
+  // was not refused whole: so a node's batches enter the log in the order it
+  // sent them, never a later one ahead of an earlier one that failed, which
+  // the duplicate rule after compaction relies on (protocol.md 8.8).
+  const bool follows_ok = !m.contains("after") || (last_push_ok_ && m["after"] == last_push_batch_);
+  last_push_batch_ = batch;
+  last_push_ok_ = false;  // until its ack below
+  if (!follows_ok) {
+    SendError(Status(Code::kClosed, "push " + batch.dump() + " follows push " + m["after"].dump() +
+                                        ", which was refused or never arrived: nothing applied; send them again"),
+              false, batch);
+    return;
+  }
   if (!m.contains("changes") || !m["changes"].is_array()) {
     SendError(Status::Protocol("push needs a 'changes' array"), false, batch);
     return;
@@ -188,6 +204,7 @@ void Conversation::OnPush(const json& m) {
         break;
     }
   }
+  last_push_ok_ = true;
   Send({{"type", msg::kAck}, {"batch", batch}, {"applied", n_applied}, {"duplicates", n_dup},
         {"rejected", rejected}, {"head", hub_.head()}});
   hub_.Log(Tag() + ": push " + std::to_string(changes.size()) + ": " + std::to_string(n_applied) + " applied, " +

@@ -80,6 +80,10 @@ class Conversation {
   uint64_t id_;
   bool text_mode_ = false;  // peer speaks plain JSON text frames
   bool hello_done_ = false;
+  // The last push handled (its batch id) and whether it was acknowledged; a
+  // pipelined push names the one it follows (OnPush).
+  json last_push_batch_;
+  bool last_push_ok_ = false;
   bool closing_ = false;
   NodeId node_ = 0;
   std::optional<store::Actor> actor_;

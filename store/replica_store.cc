@@ -750,11 +750,11 @@ Status Store::OutboxAppend(const Change& c) {
   return s.Run();
 }
 
-Status Store::OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs) {
+Status Store::OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs, int64_t after_seq) {
   Status st;
-  Statement& s = db_.Prepare("SELECT seq, change FROM fs_outbox ORDER BY seq LIMIT ?", &st);
+  Statement& s = db_.Prepare("SELECT seq, change FROM fs_outbox WHERE seq > ? ORDER BY seq LIMIT ?", &st);
   if (!st.ok()) return st;
-  s.Bind(1, static_cast<int64_t>(limit));
+  s.Bind(1, after_seq).Bind(2, static_cast<int64_t>(limit));
   changes->clear();
   seqs->clear();
   while (s.Step()) {

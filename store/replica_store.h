@@ -143,8 +143,9 @@ class Store {
 
   // ---- client bookkeeping -------------------------------------------------
   Status OutboxAppend(const Change& c);
-  // Oldest first, at most `limit`; `seqs` receives the outbox positions.
-  Status OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs);
+  // Oldest first, at most `limit`, of the positions after `after_seq`;
+  // `seqs` receives the outbox positions.
+  Status OutboxPeek(size_t limit, std::vector<Change>* changes, std::vector<int64_t>* seqs, int64_t after_seq = 0);
   Status OutboxRemoveThrough(int64_t seq);
   // Rewrites the change at outbox position `seq` (a re-stamped copy).
   Status OutboxReplace(int64_t seq, const Change& c);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <deque>
 #include <fcntl.h>
 #include <unistd.h>
 #include <filesystem>
@@ -860,58 +861,39 @@ class Replica::Session {
   }
 
   // Pushes the whole outbox, batch by batch; each batch leaves the outbox
-  // only once acknowledged (after the server's commit).
+  // only once acknowledged (after the server's commit). Up to kPushWindow
+  // batches are in flight: the next one is read and encoded here while the
+  // server applies the one before (the server answers a connection's
+  // messages in order, protocol.md 6.1). A dropped connection leaves every
+  // unacknowledged batch in the outbox, to be sent again.
+  static constexpr size_t kPushWindow = 2;
+  struct InFlight {
+    int64_t batch = 0;
+    std::vector<Change> changes;
+    std::vector<int64_t> seqs;
+  };
+
   Status PushAll() {
     size_t limit = std::max<size_t>(1, std::min(opts_.push_batch, server_max_push_));
+    std::deque<InFlight> flight;
+    int64_t sent_through = 0;  // outbox position of the last change sent
     for (;;) {
-      std::vector<Change> changes;
-      std::vector<int64_t> seqs;
-      Status st;
-      {
-        std::lock_guard<std::mutex> lock(r_->mu_);
-        st = r_->store_.OutboxPeek(limit + 1, &changes, &seqs);
+      bool more = true;
+      while (more && flight.size() < kPushWindow) {
+        InFlight next;
+        if (Status st = NextPush(&limit, sent_through, !flight.empty(), &next, &more); !st.ok()) return st;
+        if (next.changes.empty()) continue;
+        sent_through = next.seqs.back();
+        flight.push_back(std::move(next));
       }
-      if (!st.ok()) return st;
-      if (changes.empty()) return RevertRefused();
-      if (changes.size() > limit) {
-        // A push ends between rows, not inside one: the server judges some
-        // rows whole within a push (a decision record, docs/merge.md 11a).
-        // A row with more changes than a push holds goes up in parts.
-        size_t cut = limit;
-        const Change& next = changes[limit];
-        while (cut > 0 && changes[cut - 1].table == next.table && changes[cut - 1].row == next.row) --cut;
-        if (cut == 0) cut = limit;
-        changes.resize(cut);
-        seqs.resize(cut);
-      }
-      int64_t batch = batch_id_ + 1;
-      json arr = json::array();
-      for (const auto& c : changes) arr.push_back(ChangeToJson(c));
-      size_t inflated = 0;
-      std::string frame = EncodeFrame({{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}}, enc_,
-                                      true, &inflated);
-      // A push the server cannot take whole would be closed unacknowledged
-      // and sent again at every sync: the outbox would never drain. Send
-      // fewer changes (sized from this overshoot, for the rest of the
-      // session too); one change that cannot fit alone is refused here as
-      // the server would refuse it, so it holds back nothing behind it.
-      if (frame.size() > server_max_frame_ || inflated > server_max_inflated_) {
-        if (changes.size() == 1) {
-          if (!(st = RefuseUnsendable(changes[0], seqs[0], frame.size(), inflated)).ok()) return st;
-          continue;
-        }
-        double over = std::max(static_cast<double>(frame.size()) / static_cast<double>(server_max_frame_),
-                               static_cast<double>(inflated) / static_cast<double>(server_max_inflated_));
-        limit = std::clamp<size_t>(static_cast<size_t>(static_cast<double>(changes.size()) / over * 0.9), 1,
-                                   changes.size() / 2);
-        continue;
-      }
-      batch_id_ = batch;
-      if (!(st = SendFrame(frame)).ok()) return st;
+      if (flight.empty()) return RevertRefused();
+      InFlight& done = flight.front();
       json ack;
-      if (!(st = Await(msg::kAck, batch, &ack)).ok()) return st;
+      Status st = Await(msg::kAck, done.batch, &ack);
+      if (!st.ok()) return st;
       int64_t fresh_skewed = 0;
-      if (!(st = Acknowledge(changes, seqs, ack, &fresh_skewed)).ok()) return st;
+      if (!(st = Acknowledge(done.changes, done.seqs, ack, &fresh_skewed)).ok()) return st;
+      flight.pop_front();
       // Changes stamped while the device's date was wrong come back skewed:
       // they are re-stamped and go round once more, however many batches of
       // them there are. Only a change this session re-stamped coming back
@@ -921,6 +903,72 @@ class Replica::Session {
       if (skewed_rounds_ >= 3)
         return Status(Code::kClockSkew, "the server keeps refusing this device's timestamps; check the date");
     }
+  }
+
+  // Reads and sends the next push after outbox position `after`. *more is
+  // false when nothing is left to send now: the outbox is drained, or its
+  // next change must wait until the pushes in flight (`busy`) are answered.
+  // `out` stays empty when nothing was sent.
+  Status NextPush(size_t* limit, int64_t after, bool busy, InFlight* out, bool* more) {
+    std::vector<Change> changes;
+    std::vector<int64_t> seqs;
+    Status st;
+    {
+      std::lock_guard<std::mutex> lock(r_->mu_);
+      st = r_->store_.OutboxPeek(*limit + 1, &changes, &seqs, after);
+    }
+    if (!st.ok()) return st;
+    if (changes.empty()) {
+      *more = false;
+      return Status::OK();
+    }
+    if (changes.size() > *limit) {
+      // A push ends between rows, not inside one: the server judges some
+      // rows whole within a push (a decision record, docs/merge.md 11a).
+      // A row with more changes than a push holds goes up in parts.
+      size_t cut = *limit;
+      const Change& next = changes[*limit];
+      while (cut > 0 && changes[cut - 1].table == next.table && changes[cut - 1].row == next.row) --cut;
+      if (cut == 0) cut = *limit;
+      changes.resize(cut);
+      seqs.resize(cut);
+    }
+    int64_t batch = batch_id_ + 1;
+    json arr = json::array();
+    for (const auto& c : changes) arr.push_back(ChangeToJson(c));
+    json push = {{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}};
+    // Sent before the previous push's ack: the server applies it only if
+    // that one went through (protocol.md 6.1).
+    if (busy) push["after"] = batch_id_;
+    size_t inflated = 0;
+    std::string frame = EncodeFrame(push, enc_, true, &inflated);
+    // A push the server cannot take whole would be closed unacknowledged
+    // and sent again at every sync: the outbox would never drain. Send
+    // fewer changes (sized from this overshoot, for the rest of the
+    // session too); one change that cannot fit alone is refused here as
+    // the server would refuse it, so it holds back nothing behind it.
+    if (frame.size() > server_max_frame_ || inflated > server_max_inflated_) {
+      if (changes.size() == 1) {
+        // Refusing it drops the outbox through its position: not while
+        // changes before it wait for their ack.
+        if (busy) {
+          *more = false;
+          return Status::OK();
+        }
+        return RefuseUnsendable(changes[0], seqs[0], frame.size(), inflated);
+      }
+      double over = std::max(static_cast<double>(frame.size()) / static_cast<double>(server_max_frame_),
+                             static_cast<double>(inflated) / static_cast<double>(server_max_inflated_));
+      *limit = std::clamp<size_t>(static_cast<size_t>(static_cast<double>(changes.size()) / over * 0.9), 1,
+                                  changes.size() / 2);
+      return Status::OK();
+    }
+    batch_id_ = batch;
+    if (!(st = SendFrame(frame)).ok()) return st;
+    out->batch = batch;
+    out->changes = std::move(changes);
+    out->seqs = std::move(seqs);
+    return Status::OK();
   }
 
   // Puts the rows whose changes the server refused back to what the server

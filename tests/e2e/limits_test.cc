@@ -508,20 +508,62 @@ TEST_F(LimitsTest, AChangeTooBigForAnyPushIsRefusedAndTheRestOfTheOutboxDrains) 
   const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string text(6000, ' ');
   for (char& ch : text) ch = alphabet[rng() % 64];
+  // One change before it, so the huge one comes up while that push is
+  // still in flight (it waits for the ack before the outbox drops it), and
+  // one after it.
+  ASSERT_TRUE(r->Put("accounts", "before", {{"phone", "021-0"}}).ok());
   ASSERT_TRUE(r->Put("visits", "huge", {{"summary", text}}).ok());
   ASSERT_TRUE(r->Put("accounts", "small", {{"phone", "021-1"}}).ok());
   SyncReport rep;
   Status st = r->Sync(server().sync_options(), &rep);
   ASSERT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(rep.rejected, 1);
-  EXPECT_EQ(rep.pushed, 1);
+  EXPECT_EQ(rep.pushed, 2);
   EXPECT_EQ(r->GetSyncStatus().pending, 0);
   std::vector<store::Rejection> rejected;
   ASSERT_TRUE(r->Rejections(&rejected).ok());
   ASSERT_EQ(rejected.size(), 1u);
   EXPECT_EQ(rejected[0].code, "limit_exceeded");
   EXPECT_EQ(rejected[0].change.row, "huge");
+  EXPECT_EQ(Head(), 2);
+  json row;
+  EXPECT_TRUE(r->Get("accounts", "before", &row).ok());
+  EXPECT_EQ(server().Dump().find("huge"), std::string::npos);
+  ExpectServerStillServes();
+}
+
+// A push sent before the previous one's ack names it in `after`: it is
+// applied only if that one was acknowledged, so a batch never enters the
+// log ahead of an earlier one that failed (protocol.md 6.1).
+TEST_F(LimitsTest, APipelinedPushIsAppliedOnlyAfterThePushItFollows) {
+  StartServer({});
+  Wire w(port());
+  ASSERT_TRUE(w.Hello(kA));
+  uint64_t t = SystemMillis();
+  json good1 = {{"type", "push"}, {"batch", 1}, {"changes", {Set("accounts", "p1", "phone", "1", kA, MakeHlc(t, 1))}}};
+  json bad2 = {{"type", "push"}, {"batch", 2}, {"after", 1}, {"changes", {{{"table", 5}}}}};
+  json next3 = {{"type", "push"}, {"batch", 3}, {"after", 2}, {"changes", {Set("accounts", "p3", "phone", "3", kA, MakeHlc(t, 3))}}};
+  json next4 = {{"type", "push"}, {"batch", 4}, {"after", 3}, {"changes", {Set("accounts", "p4", "phone", "4", kA, MakeHlc(t, 4))}}};
+  // All four sent at once, as a pipelining client would.
+  ASSERT_TRUE(w.Send(good1) && w.Send(bad2) && w.Send(next3) && w.Send(next4));
+  EXPECT_EQ(ExpectReply(w, "ack")["applied"], 1);
+  EXPECT_EQ(ExpectError(w, "protocol_error")["in_reply_to"], 2);
+  json e3 = ExpectError(w, "closed");
+  EXPECT_EQ(e3["in_reply_to"], 3);
+  EXPECT_NE(e3["message"].get<std::string>().find("follows push 2"), std::string::npos) << e3.dump();
+  EXPECT_EQ(ExpectError(w, "closed")["in_reply_to"], 4);  // it follows 3, which was refused
   EXPECT_EQ(Head(), 1);
+  // A push without `after` is judged on its own; one that follows an
+  // acknowledged push goes through; `after` naming any other push does not.
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", 5}, {"changes", next3["changes"]}}));
+  EXPECT_EQ(ExpectReply(w, "ack")["applied"], 1);
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", 6}, {"after", 5}, {"changes", next4["changes"]}}));
+  EXPECT_EQ(ExpectReply(w, "ack")["applied"], 1);
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", 7}, {"after", 5},
+                      {"changes", {Set("accounts", "p7", "phone", "7", kA, MakeHlc(t, 7))}}}));
+  ExpectError(w, "closed");
+  EXPECT_EQ(Head(), 3);
+  ExpectAlive(w);
   ExpectServerStillServes();
 }
 

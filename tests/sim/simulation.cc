@@ -67,6 +67,7 @@ struct Conn {
   bool broken = false;               // the network broke it: nothing new gets through
   bool closed_by_server = false;
   std::deque<std::string> inbox;     // frames delivered to the client, not yet read
+  uint64_t last_at[2] = {0, 0};      // per direction (to the server = 1): the latest arrival scheduled
 };
 
 struct InFlight {
@@ -114,11 +115,18 @@ class World {
       ++res_.delayed;
       at += 500 + rng_.Below(5500);
     }
+    // One connection delivers in order, as TCP does: a held-back frame holds
+    // back the ones after it (clients pipeline pushes, protocol.md 6.1).
+    // Frames of different connections still overtake each other.
+    uint64_t& last = c->last_at[to_server ? 1 : 0];
+    at = std::max(at, last);
+    last = at;
     InFlight f{c->id, to_server, close, frame};
     inflight_.emplace(std::make_pair(at, order_++), f);
     if (!close && !healing_ && rng_.Chance(cfg_.p_duplicate)) {
       ++res_.duplicated;
-      inflight_.emplace(std::make_pair(at + rng_.Below(20), order_++), std::move(f));
+      last = at + rng_.Below(20);
+      inflight_.emplace(std::make_pair(last, order_++), std::move(f));
     }
   }
 

@@ -1,8 +1,9 @@
 // Deterministic simulation of FieldSync, in the spirit of FoundationDB's
 // simulator: the real server logic (Hub + Conversation) and N real client
 // Replicas (real SQLite files) run in ONE thread, driven by a seeded
-// scheduler, over a simulated network that delays, reorders, duplicates and
-// drops frames and partitions replicas; clients and the server are killed at
+// scheduler, over a simulated network that delays, duplicates and drops
+// frames, reorders them across connections (each connection keeps its order,
+// as TCP does) and partitions replicas; clients and the server are killed at
 // seeded moments (between any two SQL statements, through the store's fault
 // hook) and reopened from their files. Time is virtual.
 //
@@ -34,7 +35,7 @@ struct SimConfig {
   // Fault rates (per frame, per statement, per step).
   double p_drop = 0.03;           // a frame is lost and its connection breaks
   double p_duplicate = 0.03;      // a frame is delivered twice
-  double p_delay = 0.05;          // a frame is held back 0.5-6 s (reorders, times out)
+  double p_delay = 0.05;          // a frame is held back 0.5-6 s, and its connection's later ones (times out)
   double p_statement_crash = 0.002;  // a process dies before an SQL statement
   double p_client_kill = 0.02;    // a client is killed while waiting for a frame
   double p_server_crash = 0.01;   // the server dies after handling a frame
