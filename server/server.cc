@@ -68,6 +68,11 @@ void Server::Accept() {
       boost::system::error_code ignore;
       socket.close(ignore);
     } else {
+      // Replies are small and often come two at once (an ack, then live
+      // changes; pipelined acks): without this, Nagle's algorithm holds the
+      // second until the peer's delayed ACK, tens of milliseconds.
+      boost::system::error_code ignore;
+      socket.set_option(tcp::no_delay(true), ignore);
       static std::atomic<uint64_t> next_id{1};
       auto s = MakeSession(std::move(socket), *hub_, next_id++, tls_.get());
       {
