@@ -224,7 +224,18 @@ void Conversation::OnPull(const json& m) {
   if (m.contains("limit") && m["limit"].is_number_unsigned() && m["limit"].get<size_t>() > 0)
     limit = std::min(limit, m["limit"].get<size_t>());
   int64_t cursor = m["cursor"].get<int64_t>();
-  hub_.NoteDevice(node_, cursor, false);
+  // A client reading ahead (the next page asked for before this one is
+  // applied) says how far it has really applied: only that may move the
+  // compaction horizon (protocol.md 6.3).
+  int64_t applied = cursor;
+  if (m.contains("applied")) {
+    if (!m["applied"].is_number_integer() || m["applied"].get<int64_t>() < 0) {
+      SendError(Status::Protocol("pull 'applied' must be a non-negative integer"), false, id);
+      return;
+    }
+    applied = std::min(applied, m["applied"].get<int64_t>());
+  }
+  hub_.NoteDevice(node_, applied, false);
   std::vector<Change> out;
   int64_t scanned = 0;
   store::Scope scope;

@@ -1050,16 +1050,30 @@ class Replica::Session {
       if (!st.ok()) return st;
     }
     int resyncs = 0, scope_rounds = 0;
+    int64_t ahead = 0;  // the id of a pull already sent for the next page, 0 if none
     for (;;) {
-      int64_t id = ++request_id_;
-      Status st = Send({{"type", msg::kPull}, {"id", id}, {"cursor", CurrentCursor()}});
-      if (!st.ok()) return st;
+      int64_t id = ahead;
+      Status st;
+      if (!id) {
+        id = ++request_id_;
+        if (!(st = Send({{"type", msg::kPull}, {"id", id}, {"cursor", CurrentCursor()}})).ok()) return st;
+      }
+      ahead = 0;
       json reply;
       if (!(st = Await(msg::kChanges, id, &reply)).ok()) return st;
       if (reply.value("resync", false)) {
         if (++resyncs > 3) return Status(Code::kProtocolError, "the server keeps asking for a resync");
         if (!(st = Snapshot(/*rebootstrap=*/true)).ok()) return st;
         continue;
+      }
+      // Read one page ahead: the server reads the next page while this one
+      // is applied. `applied` keeps the compaction horizon at what is
+      // committed here (protocol.md 6.3).
+      if (reply.value("more", false) && !reply.contains("scope") && reply.contains("cursor") &&
+          reply["cursor"].is_number_integer()) {
+        ahead = ++request_id_;
+        st = Send({{"type", msg::kPull}, {"id", ahead}, {"cursor", reply["cursor"]}, {"applied", CurrentCursor()}});
+        if (!st.ok()) return st;
       }
       if (!(st = ApplyChanges(reply)).ok()) return st;
       if (reply.contains("scope")) {

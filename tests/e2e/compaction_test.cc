@@ -199,6 +199,46 @@ TEST(Compaction, ALiveFeedDoesNotCountAsProgress) {
   b->StopBackgroundSync();
 }
 
+// A client reading a page ahead says how far it has applied: the horizon
+// moves only that far, never to the cursor it reads from (protocol.md 6.3).
+TEST(Compaction, APullReadingAheadMovesTheHorizonOnlyToWhatItApplied) {
+  TempDir dir;
+  TestServer server(ManualCompaction(3600 * 1000));
+  std::unique_ptr<Replica> a;
+  ASSERT_TRUE(Replica::Open(dir.File("a.db"), testing::FieldSalesSchema(), &a).ok());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(a->Put("contacts", "c" + std::to_string(i), {{"name", "n"}}).ok());
+  ASSERT_TRUE(a->Sync(server.sync_options()).ok());
+  ASSERT_TRUE(a->Sync(server.sync_options()).ok());  // a reports the head
+  const int64_t head = server.hub().head();
+  ASSERT_EQ(head, 10);
+  testing::RawPeer p(server.url());
+  ASSERT_TRUE(p.Hello(0xb0b));
+  json m;
+  for (const json& bad : {json(-1), json("3"), json(2.5)}) {
+    ASSERT_TRUE(p.Send({{"type", "pull"}, {"id", "bad"}, {"cursor", head}, {"applied", bad}}));
+    ASSERT_TRUE(p.Receive(&m));
+    EXPECT_EQ(m.value("code", ""), "protocol_error") << bad.dump() << ": " << m.dump();
+  }
+  ASSERT_TRUE(p.Send({{"type", "pull"}, {"id", 1}, {"cursor", head}, {"applied", 3}}));
+  ASSERT_TRUE(p.Receive(&m));
+  ASSERT_EQ(m.value("type", ""), "changes") << m.dump();
+  int64_t horizon = -1, removed = -1;
+  ASSERT_TRUE(server.hub().Compact(&horizon, &removed).ok());
+  EXPECT_EQ(horizon, 3);
+  EXPECT_EQ(removed, 3);
+  EXPECT_EQ(server.hub().compacted_through(), 3);
+  // Without `applied`, the cursor itself is the device's progress.
+  ASSERT_TRUE(p.Send({{"type", "pull"}, {"id", 2}, {"cursor", head}}));
+  ASSERT_TRUE(p.Receive(&m));
+  ASSERT_EQ(m.value("type", ""), "changes") << m.dump();
+  ASSERT_TRUE(server.hub().Compact(&horizon, &removed).ok());
+  EXPECT_EQ(horizon, head);
+  // The newest entry always stays (it holds the log's position), as in the
+  // tests above.
+  EXPECT_EQ(server.hub().compacted_through(), head - 1);
+  EXPECT_EQ(removed, head - 1 - 3);
+}
+
 // A server whose schema has grown (an enum member the device does not know
 // yet) still bootstraps an older device: the field it cannot hold is left
 // out, the rest of the row arrives, and the snapshot does not stall.
