@@ -247,8 +247,6 @@ void RunW3(const Options& o, const Schema& schema, ServerProcess& srv) {
   Check(x->Sync(sx, &rx2), "W3 x sync 2");
   auto t3 = Clock::now();
   double secs = Seconds(t0, t3);
-  auto mono = [](auto t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); };
-  std::fprintf(stderr, "TRACE %.6f %.6f %.6f %.6f\n", mono(t0), mono(t1), mono(t2), mono(t3));
   std::ostringstream dx, dy;
   x->Dump([&](const json& l) { dx << l.dump() << "\n"; });
   y->Dump([&](const json& l) { dy << l.dump() << "\n"; });
