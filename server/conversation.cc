@@ -118,6 +118,7 @@ void Conversation::OnHello(const json& m) {
         {"user", actor_ ? json(actor_->user.id) : json()},
         {"role", actor_ ? json(store::RoleName(actor_->user.role)) : json()},
         {"first_keys", first_keys},
+        {"features", Features()},
         {"limits", {{"max_frame_bytes", lim.max_frame_bytes},
                     {"max_decompressed_bytes", lim.max_decompressed_bytes},
                     {"max_changes_per_push", lim.max_changes_per_push},
@@ -127,18 +128,39 @@ void Conversation::OnHello(const json& m) {
   hub_.Log(Tag() + ": hello from " + client.substr(0, 64) + ", encoding " + EncodingName(encoding_));
 }
 
+json Conversation::Features() const {
+  json f = json::array();
+  if (hub_.options().feature_push_after) f.push_back("push_after");
+  if (hub_.options().feature_pull_applied) f.push_back("pull_applied");
+  return f;
+}
+
 void Conversation::OnPush(const json& m) {
   json batch = m.value("batch", json());
+  // The server keeps the last push's `batch` for the connection's life and
+  // quotes both ids in errors: they must stay small (protocol.md 4.7).
+  const bool honour_after = hub_.options().feature_push_after;
+  auto small_id = [](const json& v) {
+    return v.is_null() || v.is_number_integer() || (v.is_string() && v.get_ref<const std::string&>().size() <= 64);
+  };
+  if (!small_id(batch) || (honour_after && m.contains("after") && !small_id(m["after"]))) {
+    last_push_ok_ = false;
+    SendError(Status::Protocol("push 'batch' and 'after' must be null, an integer or a string of at most 64 bytes"),
+              false, small_id(batch) ? batch : json());
+    return;
+  }
   // A push sent before the previous one's ack names it in `after` (protocol.md
   // 6.1). It is applied only if that push was the last one handled here and
   // was not refused whole: so a node's batches enter the log in the order it
   // sent them, never a later one ahead of an earlier one that failed, which
   // the duplicate rule after compaction relies on (protocol.md 8.8).
-  const bool follows_ok = !m.contains("after") || (last_push_ok_ && m["after"] == last_push_batch_);
+  const bool follows_ok =
+      !honour_after || !m.contains("after") || (last_push_ok_ && m["after"] == last_push_batch_);
   last_push_batch_ = batch;
   last_push_ok_ = false;  // until its ack below
   if (!follows_ok) {
-    SendError(Status(Code::kClosed, "push " + batch.dump() + " follows push " + m["after"].dump() +
+    auto quote = [](const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace); };
+    SendError(Status(Code::kClosed, "push " + quote(batch) + " follows push " + quote(m["after"]) +
                                         ", which was refused or never arrived: nothing applied; send them again"),
               false, batch);
     return;
@@ -228,7 +250,7 @@ void Conversation::OnPull(const json& m) {
   // applied) says how far it has really applied: only that may move the
   // compaction horizon (protocol.md 6.3).
   int64_t applied = cursor;
-  if (m.contains("applied")) {
+  if (hub_.options().feature_pull_applied && m.contains("applied")) {
     if (!m["applied"].is_number_integer() || m["applied"].get<int64_t>() < 0) {
       SendError(Status::Protocol("pull 'applied' must be a non-negative integer"), false, id);
       return;

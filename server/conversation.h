@@ -55,6 +55,7 @@ class Conversation {
  private:
   void Dispatch(const json& m);
   void OnHello(const json& m);
+  json Features() const;  // welcome.features: what this server honours
   void OnPush(const json& m);
   void OnPull(const json& m);
   void OnSubscribe(const json& m);

@@ -798,6 +798,15 @@ class Replica::Session {
       return Status(Code::kUnsupported, "server answered with another protocol version");
     Encoding enc;
     if (ParseEncoding(welcome.value("encoding", "json"), &enc)) enc_ = enc;
+    // Pipelining only with a server that says it honours `after` and
+    // `applied` (protocol.md 5.2): one from before would ignore `after` and
+    // could commit a push ahead of an earlier one that failed.
+    push_after_ = pull_applied_ = false;
+    if (welcome.contains("features") && welcome["features"].is_array())
+      for (const auto& f : welcome["features"]) {
+        if (f == "push_after") push_after_ = true;
+        if (f == "pull_applied") pull_applied_ = true;
+      }
     first_keys_.clear();
     if (welcome.contains("first_keys") && welcome["first_keys"].is_array())
       for (const auto& k : welcome["first_keys"])
@@ -879,7 +888,7 @@ class Replica::Session {
     int64_t sent_through = 0;  // outbox position of the last change sent
     for (;;) {
       bool more = true;
-      while (more && flight.size() < kPushWindow) {
+      while (more && flight.size() < (push_after_ ? kPushWindow : 1)) {
         InFlight next;
         if (Status st = NextPush(&limit, sent_through, !flight.empty(), &next, &more); !st.ok()) return st;
         if (next.changes.empty()) continue;
@@ -1069,7 +1078,7 @@ class Replica::Session {
       // Read one page ahead: the server reads the next page while this one
       // is applied. `applied` keeps the compaction horizon at what is
       // committed here (protocol.md 6.3).
-      if (reply.value("more", false) && !reply.contains("scope") && reply.contains("cursor") &&
+      if (pull_applied_ && reply.value("more", false) && !reply.contains("scope") && reply.contains("cursor") &&
           reply["cursor"].is_number_integer()) {
         ahead = ++request_id_;
         st = Send({{"type", msg::kPull}, {"id", ahead}, {"cursor", reply["cursor"]}, {"applied", CurrentCursor()}});
@@ -1462,6 +1471,8 @@ class Replica::Session {
   int64_t request_id_ = 0;
   bool resync_ = false;
   size_t server_max_keys_ = Limits{}.max_scope_keys;  // from welcome.limits
+  bool push_after_ = false;    // welcome.features: two pushes in flight
+  bool pull_applied_ = false;  // welcome.features: pulls read a page ahead
   std::vector<std::string> first_keys_;  // welcome.first_keys: load these first on a new device
   int64_t progress_bytes_from_ = 0;
   SyncReport report_;

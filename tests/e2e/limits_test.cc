@@ -567,6 +567,74 @@ TEST_F(LimitsTest, APipelinedPushIsAppliedOnlyAfterThePushItFollows) {
   ExpectServerStillServes();
 }
 
+// The server keeps the last `batch` for the connection's life and quotes
+// ids in errors: they are small scalars, or the push is refused whole.
+TEST_F(LimitsTest, PushIdsMustBeSmallScalars) {
+  StartServer({});
+  Wire w(port());
+  json welcome;
+  ASSERT_TRUE(w.Hello(kA, &welcome));
+  EXPECT_EQ(welcome["features"], json::array({"push_after", "pull_applied"}));
+  uint64_t t = SystemMillis();
+  json one = {Set("accounts", "q1", "phone", "1", kA, MakeHlc(t, 1))};
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", {{"big", std::string(1000, 'x')}}}, {"changes", one}}));
+  json e = ExpectError(w, "protocol_error");
+  EXPECT_FALSE(e.contains("in_reply_to")) << e.dump();
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", std::string(65, 'b')}, {"changes", one}}));
+  ExpectError(w, "protocol_error");
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", "b1"}, {"after", json::array({1, 2})}, {"changes", one}}));
+  EXPECT_EQ(ExpectError(w, "protocol_error")["in_reply_to"], "b1");
+  EXPECT_EQ(Head(), 0);
+  // The longest id still passes, and so do integers and null.
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", std::string(64, 'b')}, {"changes", one}}));
+  EXPECT_EQ(ExpectReply(w, "ack")["applied"], 1);
+  ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", 9}, {"after", std::string(64, 'b')},
+                      {"changes", {Set("accounts", "q2", "phone", "2", kA, MakeHlc(t, 2))}}}));
+  EXPECT_EQ(ExpectReply(w, "ack")["applied"], 1);
+  EXPECT_EQ(Head(), 2);
+  ExpectAlive(w);
+  ExpectServerStillServes();
+}
+
+// Against a server that does not advertise `push_after` (one from before
+// it, which ignores the field) the SDK waits for each ack: a later batch
+// never commits while an earlier one failed.
+TEST_F(LimitsTest, TheSdkPipelinesOnlyWithAServerThatSaysItHonoursAfter) {
+  for (bool advertised : {true, false}) {
+    SCOPED_TRACE(advertised ? "advertised" : "an older server");
+    server::ServerOptions o;
+    o.feature_push_after = advertised;
+    o.feature_pull_applied = advertised;
+    int log_inserts = 0;
+    o.fault_hook = [&](std::string_view sql) -> Status {
+      // The first push fails inside the server (a full disk, say).
+      if (sql.find("INSERT INTO fs_log") != std::string_view::npos && ++log_inserts == 1)
+        return Status::IoError("test: disk full");
+      return Status::OK();
+    };
+    StartServer(o);
+    TempDir d;
+    std::unique_ptr<Replica> r;
+    ASSERT_TRUE(Replica::Open(d.File("p.db"), testing::FieldSalesSchema(), &r).ok());
+    for (int i = 0; i < 10; ++i)
+      ASSERT_TRUE(r->Put("accounts", "pp" + std::to_string(i), {{"phone", std::to_string(i)}}).ok());
+    SyncOptions so = server().sync_options();
+    so.push_batch = 5;  // two pushes
+    EXPECT_FALSE(r->Sync(so).ok());
+    // Whether the second push was sent ahead (and refused for following a
+    // failed one) or held back, nothing of it is in the log, and all ten
+    // changes are still waiting.
+    EXPECT_EQ(Head(), 0);
+    EXPECT_EQ(r->GetSyncStatus().pending, 10);
+    SyncReport rep;
+    Status st = r->Sync(so, &rep);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(rep.pushed, 10);
+    EXPECT_EQ(r->GetSyncStatus().pending, 0);
+    EXPECT_EQ(testing::DumpText(*r), server().Dump());
+  }
+}
+
 // ---- max_decompressed_bytes ------------------------------------------------------------
 
 TEST_F(LimitsTest, MaxDecompressedBytesRefusesAnOrdinaryCompressedPushWholeAndKeepsTheConnection) {

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -267,6 +268,83 @@ TEST_F(ServerStoreTest, InvalidChangesAreRejectedOneByOneAndTheRestApply) {
   ASSERT_EQ(log.size(), 2u);
   EXPECT_EQ(Essence(log[0]), Essence(good1));
   EXPECT_EQ(Essence(log[1]), Essence(good2));
+}
+
+// A push's consecutive writes to one row are checked one by one and merged
+// together (ApplyBatch groups them, Store::ApplyRow). Whatever the mix of
+// valid, refused, duplicate and deleting changes, the outcome of each
+// change, the log and the rows are those of the same changes pushed one at
+// a time, where nothing can be grouped.
+TEST_F(ServerStoreTest, GroupedRowRunsEndAsChangesAppliedOneByOne) {
+  ServerStore single;
+  ASSERT_TRUE(single.Open(dir_ + "/single.db", schema_).ok());
+  HybridClock single_clock(single.node());
+  std::mt19937 rng(20261203);
+  const char* cols[] = {"name", "phone", "employees", "nope"};
+  std::vector<Change> all;
+  uint32_t k = 0;
+  for (int i = 0; i < 400; ++i) {
+    Stamp stamp{H(++k), rng() % 2 ? kDevA : kDevB};
+    std::string table = rng() % 5 == 0 ? "contacts" : "accounts";
+    std::string row = "r" + std::to_string(rng() % 6);
+    int pick = static_cast<int>(rng() % 20);
+    Change c;
+    if (pick == 0) {
+      c = Del(table, row, stamp);
+    } else if (pick == 1 && !all.empty()) {
+      c = all[rng() % all.size()];  // a retry
+    } else if (pick == 2) {
+      c = Set("skus", row, "code", "X", stamp);  // reference data: refused
+    } else if (pick == 3) {
+      c = Set(table, row, "name", "ahead", {MakeHlc(SystemMillis() + 10 * kMinute, k), stamp.node});
+    } else {
+      std::string col = table == "contacts" ? (rng() % 8 ? "name" : "phone") : cols[rng() % 4];
+      json v = col == "employees" ? (rng() % 6 ? json(static_cast<int>(rng() % 500)) : json("many"))
+                                  : json("v" + std::to_string(rng() % 1000));
+      c = Set(table, row, col, v, stamp);
+    }
+    all.push_back(c);
+  }
+  std::vector<PushResult> grouped_results;
+  for (size_t at = 0; at < all.size(); at += 25) {
+    std::vector<Change> push(all.begin() + at, all.begin() + std::min(all.size(), at + 25));
+    std::vector<PushResult> results;
+    std::vector<Change> applied;
+    ASSERT_TRUE(Push(push, &results, &applied).ok());
+    grouped_results.insert(grouped_results.end(), results.begin(), results.end());
+  }
+  size_t rejected = 0, duplicates = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    SCOPED_TRACE("change " + std::to_string(i) + ": " + ChangeToJson(all[i]).dump());
+    std::vector<PushResult> results;
+    std::vector<Change> applied;
+    ASSERT_TRUE(single.ApplyBatch({all[i]}, now_ms_, &single_clock, &results, &applied, Writer::kDevice).ok());
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].result, grouped_results[i].result);
+    EXPECT_EQ(results[0].code, grouped_results[i].code);
+    EXPECT_EQ(results[0].seq, grouped_results[i].seq);
+    rejected += results[0].result == ChangeResult::kRejected;
+    duplicates += results[0].result == ChangeResult::kDuplicate;
+  }
+  EXPECT_GT(rejected, 20u);  // the mix really has refusals and retries
+  EXPECT_GT(duplicates, 5u);
+  std::vector<Change> log_grouped, log_single;
+  int64_t scanned = 0;
+  ASSERT_TRUE(ss_.ReadLog(0, 1000, 0, &log_grouped, &scanned).ok());
+  ASSERT_TRUE(single.ReadLog(0, 1000, 0, &log_single, &scanned).ok());
+  ASSERT_EQ(log_grouped.size(), log_single.size());
+  for (size_t i = 0; i < log_grouped.size(); ++i) EXPECT_EQ(Essence(log_grouped[i]), Essence(log_single[i]));
+  // Every row's whole merge state (fields, stamps, tombstones), not only
+  // its values.
+  std::vector<RowState> state_grouped, state_single;
+  bool more = false;
+  ASSERT_TRUE(ss_.store().ReadState("", "", 1000, &state_grouped, &more).ok());
+  ASSERT_TRUE(single.store().ReadState("", "", 1000, &state_single, &more).ok());
+  ASSERT_EQ(state_grouped.size(), state_single.size());
+  EXPECT_GT(state_grouped.size(), 6u);
+  for (size_t i = 0; i < state_grouped.size(); ++i)
+    EXPECT_EQ(RowStateToJson(state_grouped[i]), RowStateToJson(state_single[i])) << state_grouped[i].row;
+  single.Close();
 }
 
 TEST_F(ServerStoreTest, ClockSkewBoundIsFiveMinutesAheadOfTheServer) {
