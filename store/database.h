@@ -32,6 +32,10 @@ class Statement {
   Statement& Bind(int i, const std::string& v) { return Bind(i, std::string_view(v)); }
   Statement& Bind(int i, const char* v) { return Bind(i, std::string_view(v)); }
   Statement& BindNull(int i);
+  // Binds text SQLite reads in place instead of copying: `v` must stay
+  // valid and unchanged until the last Step() of this use (Run() included).
+  // For the hot write paths, where the copy was a malloc per bound string.
+  Statement& BindRef(int i, std::string_view v);
 
   // Steps once: true while a row is available; errors land in status().
   bool Step();
@@ -52,6 +56,7 @@ class Statement {
   friend class Database;
   sqlite3_stmt* stmt_ = nullptr;
   Status status_;
+  bool dirty_ = false;  // bound or stepped since the last Reset: Reset has work to do
 };
 
 struct OpenOptions {
@@ -85,6 +90,10 @@ class Database {
   // Returns a cached prepared statement, reset and unbound. The reference is
   // valid until Close(). Preparation errors come back through `st`.
   Statement& Prepare(const std::string& sql, Status* st);
+  // The same for SQL in a string literal (or any text that outlives this
+  // Database): found by its address, then checked against the statement's
+  // text, without building and hashing a std::string on every call.
+  Statement& Prepare(const char* sql, Status* st);
 
   void SetFaultHook(FaultHook hook) { fault_ = std::move(hook); }
 
@@ -96,6 +105,7 @@ class Database {
  private:
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+  std::unordered_map<const char*, Statement*> by_address_;  // Prepare(const char*)
   Statement dead_;  // what a failed Prepare returns (per connection: no shared state)
   FaultHook fault_;
 };

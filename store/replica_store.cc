@@ -225,8 +225,10 @@ Status Store::SaveField(const std::string& table, const std::string& row, const 
       "base=excluded.base, crdt=excluded.crdt",
       &st);
   if (!st.ok()) return st;
-  s.Bind(1, table).Bind(2, row).Bind(3, col.name).Bind(4, f.stamp.hlc).Bind(5, f.stamp.node).Bind(6, f.base);
-  if (f.crdt.is_null()) s.BindNull(7); else s.Bind(7, f.crdt.dump());
+  s.BindRef(1, table).BindRef(2, row).BindRef(3, col.name).Bind(4, f.stamp.hlc).Bind(5, f.stamp.node).Bind(6, f.base);
+  std::string crdt;
+  if (f.crdt.is_null()) s.BindNull(7);
+  else s.BindRef(7, crdt = f.crdt.dump());
   return s.Run();
 }
 
@@ -367,7 +369,7 @@ Status Store::WriteWholeRow(const TableDef& t, const std::string& row, const std
   Status st;
   Statement& s = db_.Prepare(row_upsert_sql_[&t - schema_.tables().data()], &st);
   if (!st.ok()) return st;
-  s.Bind(1, row);
+  s.BindRef(1, row);
   for (const auto& c : t.columns) {
     if (values[c.index]) BindValue(s, c.index + 2, c, *values[c.index]);
     else s.BindNull(c.index + 2);
@@ -746,7 +748,7 @@ Status Store::OutboxAppend(const Change& c) {
   Status st;
   Statement& s = db_.Prepare("INSERT INTO fs_outbox(change) VALUES(?)", &st);
   if (!st.ok()) return st;
-  s.Bind(1, ChangeToJson(c).dump());
+  s.Bind(1, ChangeToJsonText(c));
   return s.Run();
 }
 
@@ -785,7 +787,7 @@ Status Store::OutboxReplace(int64_t seq, const Change& c) {
   Status st;
   Statement& s = db_.Prepare("UPDATE fs_outbox SET change=? WHERE seq=?", &st);
   if (!st.ok()) return st;
-  s.Bind(1, ChangeToJson(c).dump()).Bind(2, seq);
+  s.Bind(1, ChangeToJsonText(c)).Bind(2, seq);
   return s.Run();
 }
 
@@ -818,7 +820,7 @@ Status Store::AddRejection(const Change& c, const std::string& code, const std::
   Status st;
   Statement& s = db_.Prepare("INSERT INTO fs_rejected(change, code, message) VALUES(?,?,?)", &st);
   if (!st.ok()) return st;
-  s.Bind(1, ChangeToJson(c).dump()).Bind(2, code).Bind(3, message);
+  s.Bind(1, ChangeToJsonText(c)).Bind(2, code).Bind(3, message);
   return s.Run();
 }
 

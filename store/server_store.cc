@@ -253,7 +253,8 @@ Status ServerStore::AppendLog(const Change& c, const std::string& key, const Act
   Statement& ins = store_.db().Prepare(
       "INSERT INTO fs_log(node, hlc, change, scope, user, device) VALUES(?,?,?,?,?,?)", &st);
   if (!st.ok()) return st;
-  ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).Bind(3, ChangeToJson(c).dump()).Bind(4, key);
+  const std::string text = ChangeToJsonText(c);
+  ins.Bind(1, c.stamp.node).Bind(2, c.stamp.hlc).BindRef(3, text).BindRef(4, key);
   if (actor) ins.Bind(5, actor->user.id).Bind(6, actor->device);
   else ins.BindNull(5).BindNull(6);
   if (!(st = ins.Run()).ok()) return st;

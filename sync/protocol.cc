@@ -259,6 +259,86 @@ json ChangeToJson(const Change& c) {
   return j;
 }
 
+namespace {
+
+// A string as dump() writes it. Plain printable ASCII (ids, column names,
+// most values) is copied; anything else goes through nlohmann, so escapes,
+// UTF-8 and its errors are exactly dump()'s.
+void AppendJsonString(const std::string& v, std::string* out) {
+  for (unsigned char ch : v)
+    if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+      *out += json(v).dump();
+      return;
+    }
+  out->push_back('"');
+  *out += v;
+  out->push_back('"');
+}
+
+void AppendJsonValue(const json& v, std::string* out) {
+  switch (v.type()) {
+    case json::value_t::string: AppendJsonString(v.get_ref<const std::string&>(), out); return;
+    case json::value_t::number_integer: *out += std::to_string(v.get<int64_t>()); return;
+    case json::value_t::number_unsigned: *out += std::to_string(v.get<uint64_t>()); return;
+    case json::value_t::boolean: *out += v.get<bool>() ? "true" : "false"; return;
+    case json::value_t::null: *out += "null"; return;
+    default: *out += v.dump(); return;  // floats, arrays, objects
+  }
+}
+
+}  // namespace
+
+std::string ChangeToJsonText(const Change& c) {
+  // Keys in the order nlohmann's std::map keeps them: b c h n o r rt s t v x.
+  std::string out;
+  out.reserve(160);
+  out.push_back('{');
+  auto key = [&](const char* k) {
+    if (out.size() > 1) out.push_back(',');
+    out.push_back('"');
+    out += k;
+    out += "\":";
+  };
+  auto hex = [&](const char* k, uint64_t v) {
+    key(k);
+    out.push_back('"');
+    out += ToHex(v);
+    out.push_back('"');
+  };
+  const bool has_column = c.op != Op::kDelete;
+  if (c.base) hex("b", c.base);
+  if (has_column) {
+    key("c");
+    AppendJsonString(c.column, &out);
+  }
+  hex("h", c.stamp.hlc);
+  hex("n", c.stamp.node);
+  key("o");
+  AppendJsonString(OpName(c.op), &out);
+  key("r");
+  AppendJsonString(c.row, &out);
+  if (c.server_ms) {
+    key("rt");
+    out += std::to_string(c.server_ms);
+  }
+  if (c.seq) {
+    key("s");
+    out += std::to_string(c.seq);
+  }
+  key("t");
+  AppendJsonString(c.table, &out);
+  if (has_column) {
+    key("v");
+    AppendJsonValue(c.value, &out);
+  }
+  if (!c.ctx.empty()) {
+    key("x");
+    out += VersionVectorToJson(c.ctx).dump();
+  }
+  out.push_back('}');
+  return out;
+}
+
 Status ChangeFromJson(const json& j, Change* c) {
   if (!j.is_object()) return Status::Protocol("change is not an object");
   auto str = [&](const char* k, std::string* out) {

@@ -69,6 +69,11 @@ bool JsonDepthWithin(std::string_view text, size_t max_depth);
 
 // The JSON form of a change (short keys; see docs/protocol.md "Change").
 json ChangeToJson(const Change& c);
+// Exactly the bytes of ChangeToJson(c).dump(), written without building the
+// tree: the server's log and the device's outbox store a change as this
+// text, and building and freeing the tree was a fifth of a push's CPU. Like
+// dump(), throws json::type_error on a string that is not valid UTF-8.
+std::string ChangeToJsonText(const Change& c);
 // Structural decoding only (types and presence of fields); schema checks are
 // ValidateChange's job. kProtocolError on failure.
 Status ChangeFromJson(const json& j, Change* c);

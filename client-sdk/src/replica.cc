@@ -226,7 +226,7 @@ Status Replica::ExportOutbox(const std::string& file, int64_t* count) {
                  {"changes", pending.size()}})
                .dump()
         << "\n";
-    for (const Change& c : pending) out << ChangeToJson(c).dump() << "\n";
+    for (const Change& c : pending) out << ChangeToJsonText(c) << "\n";
     out.flush();
     if (!out) return Status::IoError("writing " + tmp + " failed");
   }
