@@ -132,6 +132,7 @@ json Conversation::Features() const {
   json f = json::array();
   if (hub_.options().feature_push_after) f.push_back("push_after");
   if (hub_.options().feature_pull_applied) f.push_back("pull_applied");
+  if (hub_.options().feature_snapshot_columns) f.push_back("snapshot_columns");
   return f;
 }
 
@@ -392,6 +393,16 @@ void Conversation::OnSnapshot(const json& m) {
     }
     compact = m["compact"].get<bool>();
   }
+  // `columns`: the page as column-major blocks (protocol.md 6.6), half the
+  // compact rows' bytes on the wire; a server without the feature ignores it.
+  bool columns = false;
+  if (m.contains("columns")) {
+    if (!m["columns"].is_boolean()) {
+      SendError(Status::Protocol("snapshot 'columns' must be a boolean"), false, id);
+      return;
+    }
+    columns = m["columns"].get<bool>() && hub_.options().feature_snapshot_columns;
+  }
   // `keys`: only the rows of these scope keys (a scope that grew, the
   // pull's `scope.add`); without it, the device's whole scope.
   bool partial = m.contains("keys");
@@ -461,11 +472,16 @@ void Conversation::OnSnapshot(const json& m) {
     SendError(st, false, id);
     return;
   }
-  json arr = json::array();
-  for (const auto& r : rows) arr.push_back(RowStateToJson(r, compact));
   json next = rows.empty() ? json() : json::array({rows.back().table, rows.back().row});
-  json reply = {{"type", msg::kSnapshot}, {"id", id}, {"cursor", cursor}, {"rows", std::move(arr)}, {"more", more},
-                {"after", next}, {"head", hub_.head()}};
+  json reply = {{"type", msg::kSnapshot}, {"id", id}, {"cursor", cursor}, {"more", more}, {"after", next},
+                {"head", hub_.head()}};
+  if (columns) {
+    reply["blocks"] = SnapshotBlocksToJson(rows);
+  } else {
+    json arr = json::array();
+    for (const auto& r : rows) arr.push_back(RowStateToJson(r, compact));
+    reply["rows"] = std::move(arr);
+  }
   if (after_table.empty() && after_row.empty() && rows_json.empty()) {
     // The first page says how many rows the whole snapshot holds: a
     // progress bar's denominator (rows changed meanwhile may move it a little).

@@ -49,10 +49,12 @@ struct ServerOptions {
   bool log = true;              // one line per event on stderr
 
   // What `welcome.features` advertises, and so what the server honours
-  // (protocol.md 5.2): a push's `after`, a pull's `applied`. A test clears
-  // them to stand for a server from before them, which ignores both fields.
+  // (protocol.md 5.2): a push's `after`, a pull's `applied`, a snapshot's
+  // `columns`. A test clears them to stand for a server from before them,
+  // which ignores those fields.
   bool feature_push_after = true;
   bool feature_pull_applied = true;
+  bool feature_snapshot_columns = true;
   // For the simulator and crash tests; production leaves them empty.
   std::function<uint64_t()> clock;  // wall clock, ms since the epoch
   NodeId node = 0;                  // node id of a NEW store; 0 = random

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 
 namespace fieldsync {
@@ -261,6 +262,24 @@ json ChangeToJson(const Change& c) {
 
 namespace {
 
+// The row's own stamp, as the compact form has it: the oldest field hlc (so
+// every offset is >= 0) and the node that wrote most of its fields.
+Stamp RowStamp(const RowState& r) {
+  Stamp row;
+  if (r.fields.empty()) return row;
+  row.hlc = r.fields.front().second.stamp.hlc;
+  std::map<NodeId, int> writes;
+  int best = 0;
+  for (const auto& [col, s] : r.fields) {
+    row.hlc = std::min(row.hlc, s.stamp.hlc);
+    if (int n = ++writes[s.stamp.node]; n > best) {
+      best = n;
+      row.node = s.stamp.node;
+    }
+  }
+  return row;
+}
+
 // A string as dump() writes it. Plain printable ASCII (ids, column names,
 // most values) is copied; anything else goes through nlohmann, so escapes,
 // UTF-8 and its errors are exactly dump()'s.
@@ -384,21 +403,12 @@ json RowStateToJson(const RowState& r, bool compact) {
     j["d"] = {{"h", ToHex(r.tomb_stamp.hlc)}, {"n", ToHex(r.tomb_stamp.node)}, {"s", VersionVectorToJson(r.tomb_seen)}};
     return j;
   }
-  // The row's stamp: the oldest field hlc (so every offset is >= 0) and the
-  // node that wrote most of its fields (so most fields name none).
   Hlc row_hlc = 0;
   NodeId row_node = 0;
   if (compact && !r.fields.empty()) {
-    row_hlc = r.fields.front().second.stamp.hlc;
-    std::map<NodeId, int> writes;
-    int best = 0;
-    for (const auto& [col, s] : r.fields) {
-      row_hlc = std::min(row_hlc, s.stamp.hlc);
-      if (int n = ++writes[s.stamp.node]; n > best) {
-        best = n;
-        row_node = s.stamp.node;
-      }
-    }
+    Stamp row = RowStamp(r);
+    row_hlc = row.hlc;
+    row_node = row.node;
     j["h"] = ToHex(row_hlc);
     j["n"] = ToHex(row_node);
   }
@@ -480,6 +490,260 @@ Status RowStateFromJson(const json& j, RowState* out) {
     }
   }
   *out = std::move(r);
+  return Status::OK();
+}
+
+namespace {
+
+bool SameColumns(const RowState& a, const RowState& b) {
+  if (a.fields.size() != b.fields.size()) return false;
+  for (size_t k = 0; k < a.fields.size(); ++k)
+    if (a.fields[k].first != b.fields[k].first) return false;
+  return true;
+}
+
+// One block: rows [from, to) of one table, all live with the same columns
+// in the same order, or all tombstones.
+json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, const std::vector<Stamp>& stamps) {
+  const RowState& first = rows[from];
+  json ids = json::array();
+  for (size_t i = from; i < to; ++i) ids.push_back(rows[i].row);
+  json b = {{"t", first.table}, {"r", std::move(ids)}};
+  if (first.deleted) {
+    json del = json::array();
+    for (size_t i = from; i < to; ++i)
+      del.push_back({{"h", ToHex(rows[i].tomb_stamp.hlc)},
+                     {"n", ToHex(rows[i].tomb_stamp.node)},
+                     {"s", VersionVectorToJson(rows[i].tomb_seen)}});
+    b["del"] = std::move(del);
+    return b;
+  }
+  const size_t ncols = first.fields.size();
+  json cols = json::array();
+  for (const auto& [name, s] : first.fields) cols.push_back(name);
+  b["c"] = std::move(cols);
+  if (ncols == 0) return b;
+  // Row stamps: the first row's hlc in hex, then each row's difference from
+  // the one before (rows are in id order, so it may be negative).
+  b["h"] = ToHex(stamps[from].hlc);
+  json e = json::array();
+  std::vector<NodeId> nodes;
+  json ni = json::array();
+  bool one_node = true;
+  for (size_t i = from; i < to; ++i) {
+    // Below 2^53 either way: SnapshotBlocksToJson starts a new block otherwise.
+    uint64_t a = stamps[i].hlc, p = i == from ? a : stamps[i - 1].hlc;
+    e.push_back(a >= p ? static_cast<int64_t>(a - p) : -static_cast<int64_t>(p - a));
+    auto it = std::find(nodes.begin(), nodes.end(), stamps[i].node);
+    if (it == nodes.end()) it = nodes.insert(nodes.end(), stamps[i].node);
+    ni.push_back(static_cast<uint64_t>(it - nodes.begin()));
+    one_node = one_node && it == nodes.begin();
+  }
+  b["e"] = std::move(e);
+  json n = json::array();
+  for (NodeId node : nodes) n.push_back(ToHex(node));
+  b["n"] = std::move(n);
+  if (!one_node) b["ni"] = std::move(ni);
+  // Column-major values and offsets: one column's values side by side is
+  // what compresses best (a page of stock statuses, a column of prices).
+  json v = json::array(), d = json::array(), x = json::array();
+  bool any_offset = false;
+  for (size_t k = 0; k < ncols; ++k) {
+    json vk = json::array(), dk = json::array();
+    bool offsets = false;
+    for (size_t i = from; i < to; ++i) {
+      const FieldState& s = rows[i].fields[k].second;
+      vk.push_back(s.value);
+      uint64_t off = s.stamp.hlc - stamps[i].hlc;
+      json extra = json::object();
+      if (off >= kMaxSnapshotOffset) {
+        extra["h"] = ToHex(s.stamp.hlc);
+        off = 0;
+      }
+      dk.push_back(off);
+      offsets = offsets || off != 0;
+      if (s.stamp.node != stamps[i].node) extra["n"] = ToHex(s.stamp.node);
+      if (s.base) extra["b"] = ToHex(s.base);
+      if (!s.crdt.is_null()) extra["c"] = s.crdt;
+      if (!extra.empty()) x.push_back(json::array({i - from, k, std::move(extra)}));
+    }
+    v.push_back(std::move(vk));
+    d.push_back(offsets ? std::move(dk) : json());
+    any_offset = any_offset || offsets;
+  }
+  b["v"] = std::move(v);
+  if (any_offset) b["d"] = std::move(d);
+  if (!x.empty()) b["x"] = std::move(x);
+  return b;
+}
+
+// An index into an array of `size`: a non-negative integer below it.
+bool IndexIn(const json& j, size_t size, size_t* out) {
+  if (!j.is_number_integer() || (!j.is_number_unsigned() && j.get<int64_t>() < 0)) return false;
+  uint64_t v = j.get<uint64_t>();
+  if (v >= size) return false;
+  *out = static_cast<size_t>(v);
+  return true;
+}
+
+Status DecodeBlock(const json& b, std::vector<RowState>* out) {
+  auto bad = [](const std::string& why) { return Status::Protocol("snapshot block " + why); };
+  if (!b.is_object() || !b.contains("t") || !b["t"].is_string()) return bad("needs a string t");
+  if (!b.contains("r") || !b["r"].is_array() || b["r"].empty()) return bad("needs a non-empty array r of row ids");
+  const json& ids = b["r"];
+  const size_t n = ids.size();
+  for (const auto& id : ids)
+    if (!id.is_string()) return bad("row ids must be strings");
+  const std::string& table = b["t"].get_ref<const std::string&>();
+  auto hex = [](const json& o, const char* k, uint64_t* v) {
+    auto it = o.find(k);
+    return it != o.end() && it->is_string() && ParseHex(it->get<std::string>(), v);
+  };
+  std::vector<RowState> rows(n);
+  for (size_t i = 0; i < n; ++i) {
+    rows[i].table = table;
+    rows[i].row = ids[i].get<std::string>();
+  }
+  if (b.contains("del")) {
+    const json& del = b["del"];
+    if (b.contains("c") || !del.is_array() || del.size() != n) return bad("del must hold one tombstone per row, and no c");
+    for (size_t i = 0; i < n; ++i) {
+      const json& t = del[i];
+      if (!t.is_object() || !hex(t, "h", &rows[i].tomb_stamp.hlc) || !hex(t, "n", &rows[i].tomb_stamp.node) ||
+          !t.contains("s") || !VersionVectorFromJson(t["s"], &rows[i].tomb_seen))
+        return bad("tombstone needs hex h, n and a version vector s");
+      rows[i].deleted = true;
+    }
+  } else {
+    if (!b.contains("c") || !b["c"].is_array()) return bad("needs an array c of columns, or del");
+    const json& cols = b["c"];
+    const size_t ncols = cols.size();
+    std::vector<std::string> names;
+    for (const auto& c : cols) {
+      if (!c.is_string()) return bad("columns must be strings");
+      names.push_back(c.get<std::string>());
+    }
+    {
+      std::vector<std::string> sorted = names;
+      std::sort(sorted.begin(), sorted.end());
+      if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) return bad("names a column twice");
+    }
+    if (ncols > 0) {
+      // Row stamps.
+      uint64_t hlc = 0;
+      if (!hex(b, "h", &hlc)) return bad("needs hex h");
+      if (!b.contains("e") || !b["e"].is_array() || b["e"].size() != n) return bad("needs one hlc difference e per row");
+      std::vector<NodeId> nodes;
+      if (!b.contains("n") || !b["n"].is_array() || b["n"].empty()) return bad("needs a non-empty array n of nodes");
+      for (const auto& node : b["n"]) {
+        uint64_t v = 0;
+        if (!node.is_string() || !ParseHex(node.get<std::string>(), &v)) return bad("nodes must be hex");
+        nodes.push_back(v);
+      }
+      const json* ni = nullptr;
+      if (b.contains("ni")) {
+        ni = &b["ni"];
+        if (!ni->is_array() || ni->size() != n) return bad("ni must hold one node index per row");
+      }
+      std::vector<Stamp> stamps(n);
+      for (size_t i = 0; i < n; ++i) {
+        const json& e = b["e"][i];
+        if (!e.is_number_integer()) return bad("hlc differences must be integers");
+        // Applied in 128-bit-free arithmetic: a step out of [0, 2^64) is an error.
+        if (e.is_number_unsigned()) {
+          uint64_t step = e.get<uint64_t>();
+          if (step > UINT64_MAX - hlc) return bad("row hlc out of range");
+          hlc += step;
+        } else {
+          int64_t step = e.get<int64_t>();
+          uint64_t mag = step < 0 ? uint64_t{0} - static_cast<uint64_t>(step) : static_cast<uint64_t>(step);
+          if (step < 0 ? mag > hlc : mag > UINT64_MAX - hlc) return bad("row hlc out of range");
+          hlc = step < 0 ? hlc - mag : hlc + mag;
+        }
+        stamps[i].hlc = hlc;
+        size_t k = 0;
+        if (ni && !IndexIn((*ni)[i], nodes.size(), &k)) return bad("node index out of range");
+        stamps[i].node = nodes[k];
+      }
+      if (!b.contains("v") || !b["v"].is_array() || b["v"].size() != ncols) return bad("needs one value array v per column");
+      const json* d = nullptr;
+      if (b.contains("d")) {
+        d = &b["d"];
+        if (!d->is_array() || d->size() != ncols) return bad("d must hold one offset array (or null) per column");
+      }
+      for (size_t k = 0; k < ncols; ++k) {
+        const json& vk = b["v"][k];
+        if (!vk.is_array() || vk.size() != n) return bad("column '" + names[k] + "' needs one value per row");
+        const json* dk = d && !(*d)[k].is_null() ? &(*d)[k] : nullptr;
+        if (dk && (!dk->is_array() || dk->size() != n)) return bad("column '" + names[k] + "' needs one offset per row");
+        for (size_t i = 0; i < n; ++i) {
+          FieldState s;
+          s.present = true;
+          s.stamp = stamps[i];
+          if (dk) {
+            const json& off = (*dk)[i];
+            if (!off.is_number_integer() || (!off.is_number_unsigned() && off.get<int64_t>() < 0) ||
+                off.get<uint64_t>() >= kMaxSnapshotOffset || off.get<uint64_t>() > UINT64_MAX - s.stamp.hlc)
+              return bad("column '" + names[k] + "': offsets must be integers in [0, 2^53)");
+            s.stamp.hlc += off.get<uint64_t>();
+          }
+          s.value = vk[i];
+          rows[i].fields.emplace_back(names[k], std::move(s));
+        }
+      }
+      if (b.contains("x")) {
+        if (!b["x"].is_array()) return bad("x must be an array");
+        for (const auto& x : b["x"]) {
+          size_t i = 0, k = 0;
+          if (!x.is_array() || x.size() != 3 || !IndexIn(x[0], n, &i) || !IndexIn(x[1], ncols, &k) || !x[2].is_object())
+            return bad("x entries must be [row index, column index, object]");
+          // Rows hold their fields in column order, so k is the field's place.
+          FieldState& s = rows[i].fields[k].second;
+          const json& o = x[2];
+          if (o.contains("h") && !hex(o, "h", &s.stamp.hlc)) return bad("x h must be hex");
+          if (o.contains("n") && !hex(o, "n", &s.stamp.node)) return bad("x n must be hex");
+          if (o.contains("b") && !hex(o, "b", &s.base)) return bad("x b must be hex");
+          if (o.contains("c")) s.crdt = o["c"];
+        }
+      }
+    } else if (b.contains("v") || b.contains("d") || b.contains("x")) {
+      return bad("without columns has no v, d or x");
+    }
+  }
+  for (auto& r : rows) out->push_back(std::move(r));
+  return Status::OK();
+}
+
+}  // namespace
+
+json SnapshotBlocksToJson(const std::vector<RowState>& rows) {
+  std::vector<Stamp> stamps;
+  stamps.reserve(rows.size());
+  for (const auto& r : rows) stamps.push_back(r.deleted ? Stamp{} : RowStamp(r));
+  json blocks = json::array();
+  size_t from = 0;
+  for (size_t i = 1; i <= rows.size(); ++i) {
+    bool same = i < rows.size() && rows[i].table == rows[from].table && rows[i].deleted == rows[from].deleted &&
+                (rows[i].deleted || SameColumns(rows[i], rows[from]));
+    if (same && !rows[i].deleted && !rows[i].fields.empty()) {
+      // A difference a JavaScript number holds exactly, or a new block.
+      uint64_t a = stamps[i].hlc, p = stamps[i - 1].hlc;
+      same = (a >= p ? a - p : p - a) < kMaxSnapshotOffset;
+    }
+    if (!same) {
+      blocks.push_back(EncodeBlock(rows, from, i, stamps));
+      from = i;
+    }
+  }
+  return blocks;
+}
+
+Status SnapshotBlocksFromJson(const json& blocks, std::vector<RowState>* rows) {
+  if (!blocks.is_array()) return Status::Protocol("snapshot blocks must be an array");
+  std::vector<RowState> out;
+  for (const auto& b : blocks)
+    if (Status st = DecodeBlock(b, &out); !st.ok()) return st;
+  *rows = std::move(out);
   return Status::OK();
 }
 

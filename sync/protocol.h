@@ -87,6 +87,16 @@ Status ChangeFromJson(const json& j, Change* c);
 json RowStateToJson(const RowState& r, bool compact = false);
 Status RowStateFromJson(const json& j, RowState* r);
 
+// A snapshot page's rows as column-major blocks (docs/protocol.md 6.6,
+// "Column-major blocks"): consecutive rows of one table with the same
+// columns share one block, with each column's values and hlc offsets side
+// by side, which is what zstd packs best. SnapshotBlocksFromJson gives
+// back the same rows in the same order, or kProtocolError (and leaves
+// `rows` untouched) when any block breaks the format's rules; like
+// RowStateFromJson it checks structure, not the schema.
+json SnapshotBlocksToJson(const std::vector<RowState>& rows);
+Status SnapshotBlocksFromJson(const json& blocks, std::vector<RowState>* rows);
+
 // Message types.
 namespace msg {
 constexpr const char* kHello = "hello";

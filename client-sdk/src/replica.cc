@@ -77,17 +77,27 @@ constexpr const char* kMetaRemoteHlc = "remote_hlc";  // newest stamp received f
 constexpr const char* kMetaSnapshot = "snapshot";     // a snapshot in progress: {"cursor":..,"after":[t,r]}
 constexpr const char* kMetaRevert = "revert";         // rows with refused changes, to be reset to the server's: [[t,r],..]
 
-// The rows of one snapshot reply (its "rows" array and "more" flag already
-// checked as present): each row decoded, and a page that says more must
-// hold at least one row, since the next page starts after its last.
+// The rows of one snapshot reply: its column-major "blocks" (what this
+// client asks for) or, from a server without them, its "rows". Each row is
+// decoded, and a page that says more must hold at least one row, since the
+// next page starts after its last.
 Status SnapshotRows(const json& reply, std::vector<RowState>* rows, bool* more) {
+  if (!reply.contains("more") || !reply["more"].is_boolean())
+    return Status::Protocol("snapshot reply without a boolean 'more'");
   rows->clear();
-  rows->reserve(reply["rows"].size());
-  for (const auto& j : reply["rows"]) {
-    RowState r;
-    if (Status st = RowStateFromJson(j, &r); !st.ok())
-      return Status::Protocol("server sent a bad snapshot row: " + st.message());
-    rows->push_back(std::move(r));
+  if (reply.contains("blocks")) {
+    if (Status st = SnapshotBlocksFromJson(reply["blocks"], rows); !st.ok())
+      return Status::Protocol("server sent a bad snapshot block: " + st.message());
+  } else {
+    if (!reply.contains("rows") || !reply["rows"].is_array())
+      return Status::Protocol("snapshot reply without 'rows' or 'blocks'");
+    rows->reserve(reply["rows"].size());
+    for (const auto& j : reply["rows"]) {
+      RowState r;
+      if (Status st = RowStateFromJson(j, &r); !st.ok())
+        return Status::Protocol("server sent a bad snapshot row: " + st.message());
+      rows->push_back(std::move(r));
+    }
   }
   *more = reply["more"].get<bool>();
   if (*more && rows->empty()) return Status::Protocol("snapshot page with 'more' but no rows");
@@ -1153,6 +1163,7 @@ class Replica::Session {
       req["type"] = msg::kSnapshot;
       req["id"] = id;
       req["compact"] = true;
+      req["columns"] = true;
       if (!after.is_null()) req["after"] = after;
       Status st = Send(req);
       if (!st.ok()) return st;
@@ -1164,8 +1175,6 @@ class Replica::Session {
         after = nullptr;
         continue;
       }
-      if (!reply.contains("rows") || !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
-        return Status::Protocol("snapshot reply without 'rows' array and boolean 'more'");
       std::vector<RowState> rows;
       bool more = false;
       if (!(st = SnapshotRows(reply, &rows, &more)).ok()) return st;
@@ -1231,9 +1240,10 @@ class Replica::Session {
     // is written: the server reads and encodes it while this side installs.
     auto request = [&](int64_t* id) {
       *id = ++request_id_;
-      // Compact rows: a server that predates them ignores the flag and
-      // sends the full form, which SnapshotRows reads as well.
-      json req = {{"type", msg::kSnapshot}, {"id", *id}, {"compact", true}};
+      // Column-major blocks, else compact rows: a server that predates
+      // either ignores its flag and sends what it has, which SnapshotRows
+      // reads as well.
+      json req = {{"type", msg::kSnapshot}, {"id", *id}, {"compact", true}, {"columns", true}};
       if (cursor >= 0) req["cursor"] = cursor;
       if (!after.is_null()) req["after"] = after;
       return Send(req);
@@ -1252,9 +1262,8 @@ class Replica::Session {
         if (!(st = request(&id)).ok()) return st;
         continue;
       }
-      if (!reply.contains("cursor") || !reply["cursor"].is_number_integer() || !reply.contains("rows") ||
-          !reply["rows"].is_array() || !reply.contains("more") || !reply["more"].is_boolean())
-        return Status::Protocol("snapshot reply without integer 'cursor', 'rows' array and boolean 'more'");
+      if (!reply.contains("cursor") || !reply["cursor"].is_number_integer())
+        return Status::Protocol("snapshot reply without an integer 'cursor'");
       std::vector<RowState> rows;
       bool more = false;
       if (!(st = SnapshotRows(reply, &rows, &more)).ok()) return st;

@@ -358,5 +358,48 @@ TEST_F(BadInputTest, SnapshotRowsAreCompactWhenAskedAndFullOtherwise) {
   EXPECT_EQ(RowStateToJson(a), RowStateToJson(b));
 }
 
+// Column-major blocks hold what the rows hold, tombstones included, in the
+// same order; a `columns` that is not a boolean is refused.
+TEST_F(BadInputTest, SnapshotBlocksSayWhatRowsSay) {
+  {
+    std::unique_ptr<Replica> r;
+    ASSERT_TRUE(Replica::Open(dir_.File("blocks.db"), testing::FieldSalesSchema(), &r).ok());
+    for (int i = 0; i < 6; ++i)
+      ASSERT_TRUE(r->Put("accounts", "acc-" + std::to_string(i), {{"phone", std::to_string(i)}, {"name", "A"}}).ok());
+    ASSERT_TRUE(r->Put("accounts", "acc-9", {{"phone", "9"}}).ok());  // fewer columns: a block of its own
+    ASSERT_TRUE(r->Put("contacts", "ct-1", {{"name", "Li"}, {"account_id", "acc-1"}}).ok());
+    ASSERT_TRUE(r->Delete("accounts", "acc-3").ok());
+    Status st = r->Sync(server_.sync_options());
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  RawPeer p(server_.url());
+  json welcome;
+  ASSERT_TRUE(p.Hello(kNode, &welcome));
+  EXPECT_NE(std::find(welcome["features"].begin(), welcome["features"].end(), "snapshot_columns"),
+            welcome["features"].end()) << welcome.dump();
+  json rows, blocks;
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 1}, {"compact", true}}));
+  ASSERT_TRUE(p.Receive(&rows));
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 2}, {"compact", true}, {"columns", true}}));
+  ASSERT_TRUE(p.Receive(&blocks));
+  ASSERT_TRUE(blocks.contains("blocks")) << blocks.dump();
+  EXPECT_FALSE(blocks.contains("rows"));
+  EXPECT_EQ(blocks["after"], rows["after"]);
+  // accounts with two columns, acc-3's tombstone, acc-9, then the contact.
+  EXPECT_EQ(blocks["blocks"].size(), 5u) << blocks["blocks"].dump();
+  std::vector<RowState> from_blocks;
+  ASSERT_TRUE(SnapshotBlocksFromJson(blocks["blocks"], &from_blocks).ok());
+  ASSERT_EQ(from_blocks.size(), rows["rows"].size());
+  ASSERT_EQ(from_blocks.size(), 8u);
+  for (size_t i = 0; i < from_blocks.size(); ++i) {
+    RowState a;
+    ASSERT_TRUE(RowStateFromJson(rows["rows"][i], &a).ok());
+    EXPECT_EQ(RowStateToJson(from_blocks[i]), RowStateToJson(a)) << i;
+  }
+  ASSERT_TRUE(p.Send({{"type", "snapshot"}, {"id", 3}, {"columns", 1}}));
+  EXPECT_EQ(ExpectError(p, "protocol_error")["in_reply_to"], 3);
+  ExpectServerStillServes();
+}
+
 }  // namespace
 }  // namespace fieldsync

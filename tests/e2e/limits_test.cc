@@ -574,7 +574,7 @@ TEST_F(LimitsTest, PushIdsMustBeSmallScalars) {
   Wire w(port());
   json welcome;
   ASSERT_TRUE(w.Hello(kA, &welcome));
-  EXPECT_EQ(welcome["features"], json::array({"push_after", "pull_applied"}));
+  EXPECT_EQ(welcome["features"], json::array({"push_after", "pull_applied", "snapshot_columns"}));
   uint64_t t = SystemMillis();
   json one = {Set("accounts", "q1", "phone", "1", kA, MakeHlc(t, 1))};
   ASSERT_TRUE(w.Send({{"type", "push"}, {"batch", {{"big", std::string(1000, 'x')}}}, {"changes", one}}));
@@ -633,6 +633,42 @@ TEST_F(LimitsTest, TheSdkPipelinesOnlyWithAServerThatSaysItHonoursAfter) {
     EXPECT_EQ(r->GetSyncStatus().pending, 0);
     EXPECT_EQ(testing::DumpText(*r), server().Dump());
   }
+}
+
+// A new device bootstraps the same territory from a server with column-major
+// snapshot pages and from one without (which ignores `columns` and sends
+// rows): the same replica either way, and fewer bytes with blocks.
+TEST_F(LimitsTest, TheSdkBootstrapsFromBlocksAndFromRows) {
+  int64_t bytes[2] = {0, 0};
+  for (bool blocks : {true, false}) {
+    SCOPED_TRACE(blocks ? "blocks" : "an older server");
+    server::ServerOptions o;
+    o.feature_snapshot_columns = blocks;
+    StartServer(o);
+    TempDir d;
+    {
+      std::unique_ptr<Replica> w;
+      ASSERT_TRUE(Replica::Open(d.File("w.db"), testing::FieldSalesSchema(), &w).ok());
+      for (int i = 0; i < 300; ++i) {
+        std::string id = "acc-" + std::to_string(1000 + i);
+        ASSERT_TRUE(w->Put("accounts", id, {{"phone", "021-" + std::to_string(i)}, {"name", "Store " + std::to_string(i % 7)},
+                                            {"city", i % 2 ? "Wuhan" : "Changsha"}}).ok());
+        if (i % 50 == 0) {
+          ASSERT_TRUE(w->Delete("accounts", id).ok());
+        }
+      }
+      ASSERT_TRUE(w->Sync(server().sync_options()).ok());
+    }
+    std::unique_ptr<Replica> r;
+    ASSERT_TRUE(Replica::Open(d.File("new.db"), testing::FieldSalesSchema(), &r).ok());
+    SyncReport rep;
+    Status st = r->Sync(server().sync_options(), &rep);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(rep.snapshot_rows, 300);
+    EXPECT_EQ(testing::DumpText(*r), server().Dump());
+    bytes[blocks] = rep.bytes_received;
+  }
+  EXPECT_LT(bytes[1], bytes[0]) << "blocks " << bytes[1] << " vs rows " << bytes[0];
 }
 
 // ---- max_decompressed_bytes ------------------------------------------------------------
