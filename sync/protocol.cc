@@ -495,6 +495,14 @@ Status RowStateFromJson(const json& j, RowState* out) {
 
 namespace {
 
+// The policy state of an mv field one write reached: that write alone,
+// which the field's own stamp and value already say. Most mv fields are so
+// (a note nobody else touched), and sending the state again doubled W1's
+// bytes for free-text columns.
+json SingleWriteMv(const FieldState& s) {
+  return json::array({{{"h", ToHex(s.stamp.hlc)}, {"n", ToHex(s.stamp.node)}, {"v", s.value}, {"x", json::object()}}});
+}
+
 bool SameColumns(const RowState& a, const RowState& b) {
   if (a.fields.size() != b.fields.size()) return false;
   for (size_t k = 0; k < a.fields.size(); ++k)
@@ -546,11 +554,18 @@ json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, cons
   if (!one_node) b["ni"] = std::move(ni);
   // Column-major values and offsets: one column's values side by side is
   // what compresses best (a page of stock statuses, a column of prices).
-  json v = json::array(), d = json::array(), x = json::array();
+  json v = json::array(), d = json::array(), x = json::array(), m = json::array();
   bool any_offset = false;
   for (size_t k = 0; k < ncols; ++k) {
     json vk = json::array(), dk = json::array();
     bool offsets = false;
+    // `m` columns: a field without its own c in x has its single write's mv state.
+    bool single_mv = false;
+    for (size_t i = from; i < to && !single_mv; ++i) {
+      const FieldState& s = rows[i].fields[k].second;
+      single_mv = s.crdt.is_array() && s.crdt.size() == 1 && s.crdt == SingleWriteMv(s);
+    }
+    if (single_mv) m.push_back(k);
     for (size_t i = from; i < to; ++i) {
       const FieldState& s = rows[i].fields[k].second;
       vk.push_back(s.value);
@@ -564,7 +579,8 @@ json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, cons
       offsets = offsets || off != 0;
       if (s.stamp.node != stamps[i].node) extra["n"] = ToHex(s.stamp.node);
       if (s.base) extra["b"] = ToHex(s.base);
-      if (!s.crdt.is_null()) extra["c"] = s.crdt;
+      if (single_mv ? !(s.crdt.is_array() && s.crdt.size() == 1 && s.crdt == SingleWriteMv(s)) : !s.crdt.is_null())
+        extra["c"] = s.crdt;
       if (!extra.empty()) x.push_back(json::array({i - from, k, std::move(extra)}));
     }
     v.push_back(std::move(vk));
@@ -574,6 +590,7 @@ json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, cons
   b["v"] = std::move(v);
   if (any_offset) b["d"] = std::move(d);
   if (!x.empty()) b["x"] = std::move(x);
+  if (!m.empty()) b["m"] = std::move(m);
   return b;
 }
 
@@ -691,6 +708,7 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
           rows[i].fields.emplace_back(names[k], std::move(s));
         }
       }
+      std::vector<bool> own_crdt(n * ncols, false);
       if (b.contains("x")) {
         if (!b["x"].is_array()) return bad("x must be an array");
         for (const auto& x : b["x"]) {
@@ -703,11 +721,23 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
           if (o.contains("h") && !hex(o, "h", &s.stamp.hlc)) return bad("x h must be hex");
           if (o.contains("n") && !hex(o, "n", &s.stamp.node)) return bad("x n must be hex");
           if (o.contains("b") && !hex(o, "b", &s.base)) return bad("x b must be hex");
-          if (o.contains("c")) s.crdt = o["c"];
+          if (o.contains("c")) {
+            s.crdt = o["c"];
+            own_crdt[i * ncols + k] = true;
+          }
         }
       }
-    } else if (b.contains("v") || b.contains("d") || b.contains("x")) {
-      return bad("without columns has no v, d or x");
+      if (b.contains("m")) {
+        if (!b["m"].is_array()) return bad("m must be an array of column indexes");
+        for (const auto& mk : b["m"]) {
+          size_t k = 0;
+          if (!IndexIn(mk, ncols, &k)) return bad("m must be an array of column indexes");
+          for (size_t i = 0; i < n; ++i)
+            if (!own_crdt[i * ncols + k]) rows[i].fields[k].second.crdt = SingleWriteMv(rows[i].fields[k].second);
+        }
+      }
+    } else if (b.contains("v") || b.contains("d") || b.contains("x") || b.contains("m")) {
+      return bad("without columns has no v, d, x or m");
     }
   }
   for (auto& r : rows) out->push_back(std::move(r));

@@ -739,7 +739,17 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
           f.stamp.node = rng() % 8 == 0 ? rng() : 0xA1;
           if (rng() % 6 == 0) f.base = rng();
           f.value = values[rng() % values.size()];
-          if (rng() % 8 == 0) f.crdt = {{"a", {{"00000000000000a1", ToHex(f.stamp.hlc)}}}};
+          // Policy state: none, an orset's, or an mv field's: one write
+          // (what its stamp and value already say), one write that is not
+          // the field's own, or two writes in conflict.
+          json write = {{"h", ToHex(f.stamp.hlc)}, {"n", ToHex(f.stamp.node)}, {"v", f.value}, {"x", json::object()}};
+          switch (rng() % 8) {
+            case 0: f.crdt = {{"a", {{"00000000000000a1", ToHex(f.stamp.hlc)}}}}; break;
+            case 1: case 2: case 3: f.crdt = json::array({write}); break;
+            case 4: write["v"] = "other"; f.crdt = json::array({write}); break;
+            case 5: f.crdt = json::array({write, {{"h", "1"}, {"n", "2"}, {"v", 3}, {"x", {{"2", "1"}}}}}); break;
+            default: break;
+          }
           r.fields.emplace_back(columns[k], std::move(f));
         }
       }
@@ -824,6 +834,8 @@ TEST(SnapshotBlocks, MalformedBlocksAreRefusedWhole) {
            R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"d":[]}])",
            R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"x":[[0,1,{}]]}])",
            R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"x":[[0,0,{"b":"zz"}]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"m":[1]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"m":0}])",
            R"([{"t":"x","r":["a"],"c":[],"v":[]}])",
            R"([{"t":"x","r":["a"],"del":[{"h":"1","n":"1"}]}])",
            R"([{"t":"x","r":["a","b"],"del":[{"h":"1","n":"1","s":{}}]}])",
