@@ -29,7 +29,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 OUT=build-fuzz
 CXX="${CXX:-clang++}"
-TARGETS=(fuzz_frame fuzz_change fuzz_merge)
+TARGETS=(fuzz_frame fuzz_change fuzz_merge fuzz_snapshot)
 COMMON=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined -I.)
 LIB_FLAGS=(-fsanitize=fuzzer-no-link,address,undefined)   # sync/ objects: instrumented, no main
 TARGET_FLAGS=(-fsanitize=fuzzer,address,undefined)        # the targets: libFuzzer's main

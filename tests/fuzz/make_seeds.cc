@@ -10,6 +10,8 @@
 // fuzz_change: change JSON (one object, or an array of them) for the tables
 // of schema/field_sales.json, one per op and policy, plus a few broken ones.
 // fuzz_merge: program bytes (see fuzz_merge.cc) from a fixed-seed generator.
+// fuzz_snapshot: snapshot blocks (JSON and MessagePack) and rows, compact,
+// full and tombstone, plus a broken block.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -125,6 +127,49 @@ int main(int argc, char** argv) {
   Write(fdir, "push-json-zstd.bin", EncodeFrame(push, Encoding::kJson, true));
   Write(fdir, "changes-msgpack-zstd.bin", EncodeFrame(reply, Encoding::kMsgPack, true));
   Write(fdir, "hand-ping.bin", std::string(1, '\0') + R"({"type":"ping","n":[1,2.5,-3,null,true,{"a":"b"}]})");
+
+  // ---- snapshot rows and blocks ----
+  const fs::path sdir = root / "fuzz_snapshot";
+  std::vector<RowState> rows;
+  for (int i = 0; i < 4; ++i) {
+    RowState r;
+    r.table = "store_check_lines";
+    r.row = "scl-" + std::to_string(i);
+    FieldState f;
+    f.present = true;
+    f.stamp = {h0 + 10 * i, n1};
+    f.value = i;
+    r.fields.emplace_back("facings", f);
+    f.stamp.hlc += 1;
+    f.value = i % 2 ? "short" : "normal";
+    r.fields.emplace_back("stock_status", f);
+    f.stamp = {h0 + 10 * i + 2, i == 3 ? n2 : n1};
+    f.value = "note " + std::to_string(i);
+    f.crdt = json::array({{{"h", ToHex(f.stamp.hlc)}, {"n", ToHex(f.stamp.node)}, {"v", f.value}, {"x", json::object()}}});
+    if (i == 2) f.crdt.push_back({{"h", ToHex(h0)}, {"n", ToHex(n2)}, {"v", "other"}, {"x", {{ToHex(n2), ToHex(h0)}}}});
+    r.fields.emplace_back("competitor_note", f);
+    rows.push_back(r);
+  }
+  RowState dead;
+  dead.table = "visits";
+  dead.row = "v-1";
+  dead.deleted = true;
+  dead.tomb_stamp = {h0 + 99, n2};
+  dead.tomb_seen = {{n1, h0 + 50}, {n2, h0 + 99}};
+  rows.push_back(dead);
+  RowState far = rows[0];
+  far.row = "scl-far";
+  far.fields[1].second.stamp.hlc += uint64_t{1} << 53;
+  far.fields[0].second.base = h0 - 5;
+  rows.push_back(far);
+  json blocks = SnapshotBlocksToJson(rows);
+  Write(sdir, "blocks.json", blocks.dump());
+  Write(sdir, "blocks.msgpack", [&] { auto b = json::to_msgpack(blocks); return std::string(b.begin(), b.end()); }());
+  Write(sdir, "row-compact.json", RowStateToJson(rows[2], true).dump());
+  Write(sdir, "row-full.json", RowStateToJson(rows[3]).dump());
+  Write(sdir, "row-tombstone.json", RowStateToJson(dead, true).dump());
+  Write(sdir, "broken-block-lengths.json",
+        R"([{"t":"x","r":["a","b"],"c":["p"],"h":"1","e":[0,-1],"n":["1"],"v":[[1]],"m":[0]}])");
 
   // ---- merge programs ----
   const fs::path mdir = root / "fuzz_merge";
