@@ -1,5 +1,7 @@
 #include "sync/protocol.h"
 
+#include "sync/schema.h"
+
 #include <zstd.h>
 
 #include <algorithm>
@@ -503,6 +505,14 @@ json SingleWriteMv(const FieldState& s) {
   return json::array({{{"h", ToHex(s.stamp.hlc)}, {"n", ToHex(s.stamp.node)}, {"v", s.value}, {"x", json::object()}}});
 }
 
+// Compared as text: json's == takes 5 for 5.0, and a state rebuilt with the
+// other number type would differ from the server's.
+bool IsSingleWriteMv(const FieldState& s) {
+  if (!s.crdt.is_array() || s.crdt.size() != 1) return false;
+  auto text = [](const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); };
+  return text(s.crdt) == text(SingleWriteMv(s));
+}
+
 bool SameColumns(const RowState& a, const RowState& b) {
   if (a.fields.size() != b.fields.size()) return false;
   for (size_t k = 0; k < a.fields.size(); ++k)
@@ -563,7 +573,7 @@ json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, cons
     bool single_mv = false;
     for (size_t i = from; i < to && !single_mv; ++i) {
       const FieldState& s = rows[i].fields[k].second;
-      single_mv = s.crdt.is_array() && s.crdt.size() == 1 && s.crdt == SingleWriteMv(s);
+      single_mv = IsSingleWriteMv(s);
     }
     if (single_mv) m.push_back(k);
     for (size_t i = from; i < to; ++i) {
@@ -579,7 +589,7 @@ json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, cons
       offsets = offsets || off != 0;
       if (s.stamp.node != stamps[i].node) extra["n"] = ToHex(s.stamp.node);
       if (s.base) extra["b"] = ToHex(s.base);
-      if (single_mv ? !(s.crdt.is_array() && s.crdt.size() == 1 && s.crdt == SingleWriteMv(s)) : !s.crdt.is_null())
+      if (single_mv ? !IsSingleWriteMv(s) : !s.crdt.is_null())
         extra["c"] = s.crdt;
       if (!extra.empty()) x.push_back(json::array({i - from, k, std::move(extra)}));
     }
@@ -611,7 +621,10 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
   const size_t n = ids.size();
   for (const auto& id : ids)
     if (!id.is_string()) return bad("row ids must be strings");
+  // Names are copied into every row: identifiers (at most 63 bytes, what any
+  // schema's names are) keep a block from growing in memory far beyond its bytes.
   const std::string& table = b["t"].get_ref<const std::string&>();
+  if (!Schema::ValidIdentifier(table)) return bad("table name '" + table.substr(0, 64) + "' is not an identifier");
   auto hex = [](const json& o, const char* k, uint64_t* v) {
     auto it = o.find(k);
     return it != o.end() && it->is_string() && ParseHex(it->get<std::string>(), v);
@@ -623,7 +636,9 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
   }
   if (b.contains("del")) {
     const json& del = b["del"];
-    if (b.contains("c") || !del.is_array() || del.size() != n) return bad("del must hold one tombstone per row, and no c");
+    for (const char* k : {"c", "h", "e", "n", "ni", "v", "d", "x", "m"})
+      if (b.contains(k)) return bad(std::string("of tombstones has no ") + k);
+    if (!del.is_array() || del.size() != n) return bad("del must hold one tombstone per row");
     for (size_t i = 0; i < n; ++i) {
       const json& t = del[i];
       if (!t.is_object() || !hex(t, "h", &rows[i].tomb_stamp.hlc) || !hex(t, "n", &rows[i].tomb_stamp.node) ||
@@ -637,7 +652,7 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
     const size_t ncols = cols.size();
     std::vector<std::string> names;
     for (const auto& c : cols) {
-      if (!c.is_string()) return bad("columns must be strings");
+      if (!c.is_string() || !Schema::ValidIdentifier(c.get<std::string>())) return bad("columns must be identifiers");
       names.push_back(c.get<std::string>());
     }
     {
@@ -666,6 +681,9 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
       for (size_t i = 0; i < n; ++i) {
         const json& e = b["e"][i];
         if (!e.is_number_integer()) return bad("hlc differences must be integers");
+        if (e.is_number_unsigned() ? e.get<uint64_t>() >= kMaxSnapshotOffset
+                                   : e.get<int64_t>() <= -static_cast<int64_t>(kMaxSnapshotOffset))
+          return bad("hlc differences must be below 2^53 in size");
         // Applied in 128-bit-free arithmetic: a step out of [0, 2^64) is an error.
         if (e.is_number_unsigned()) {
           uint64_t step = e.get<uint64_t>();
@@ -708,7 +726,7 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
           rows[i].fields.emplace_back(names[k], std::move(s));
         }
       }
-      std::vector<bool> own_crdt(n * ncols, false);
+      std::vector<bool> extra(n * ncols, false), own_crdt(n * ncols, false);
       if (b.contains("x")) {
         if (!b["x"].is_array()) return bad("x must be an array");
         for (const auto& x : b["x"]) {
@@ -718,6 +736,9 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
           // Rows hold their fields in column order, so k is the field's place.
           FieldState& s = rows[i].fields[k].second;
           const json& o = x[2];
+          if (o.empty() || extra[i * ncols + k]) return bad("x names each field at most once, with something to say");
+          extra[i * ncols + k] = true;
+          if (o.contains("h") && s.stamp.hlc != stamps[i].hlc) return bad("x h for a field with an offset");
           if (o.contains("h") && !hex(o, "h", &s.stamp.hlc)) return bad("x h must be hex");
           if (o.contains("n") && !hex(o, "n", &s.stamp.node)) return bad("x n must be hex");
           if (o.contains("b") && !hex(o, "b", &s.base)) return bad("x b must be hex");
@@ -729,15 +750,18 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
       }
       if (b.contains("m")) {
         if (!b["m"].is_array()) return bad("m must be an array of column indexes");
+        std::vector<bool> seen(ncols, false);
         for (const auto& mk : b["m"]) {
           size_t k = 0;
-          if (!IndexIn(mk, ncols, &k)) return bad("m must be an array of column indexes");
+          if (!IndexIn(mk, ncols, &k) || seen[k]) return bad("m must be an array of distinct column indexes");
+          seen[k] = true;
           for (size_t i = 0; i < n; ++i)
             if (!own_crdt[i * ncols + k]) rows[i].fields[k].second.crdt = SingleWriteMv(rows[i].fields[k].second);
         }
       }
-    } else if (b.contains("v") || b.contains("d") || b.contains("x") || b.contains("m")) {
-      return bad("without columns has no v, d, x or m");
+    } else {
+      for (const char* k : {"h", "e", "n", "ni", "v", "d", "x", "m"})
+        if (b.contains(k)) return bad(std::string("without columns has no ") + k);
     }
   }
   for (auto& r : rows) out->push_back(std::move(r));

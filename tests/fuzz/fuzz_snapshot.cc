@@ -28,10 +28,11 @@ using namespace fieldsync;
   std::abort();
 }
 
-json Full(const std::vector<RowState>& rows) {
+// As text: json's == takes 5 for 5.0, a difference a replica would keep.
+std::string Full(const std::vector<RowState>& rows) {
   json a = json::array();
   for (const auto& r : rows) a.push_back(RowStateToJson(r));
-  return a;
+  return a.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 void CheckRoundTrips(const std::vector<RowState>& rows) {
@@ -41,7 +42,7 @@ void CheckRoundTrips(const std::vector<RowState>& rows) {
   for (const auto& r : rows) {
     RowState back;
     if (!RowStateFromJson(RowStateToJson(r, true), &back).ok()) Fail("compact row of an accepted row refused");
-    if (RowStateToJson(back) != RowStateToJson(r)) Fail("compact row does not round-trip");
+    if (Full({back}) != Full({r})) Fail("compact row does not round-trip");
   }
 }
 

@@ -748,6 +748,14 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
             case 1: case 2: case 3: f.crdt = json::array({write}); break;
             case 4: write["v"] = "other"; f.crdt = json::array({write}); break;
             case 5: f.crdt = json::array({write, {{"h", "1"}, {"n", "2"}, {"v", 3}, {"x", {{"2", "1"}}}}}); break;
+            case 6:
+              // Equal to the single write under json's ==, but not the same
+              // number type: it must travel as it is.
+              if (f.value.is_number_integer()) {
+                write["v"] = f.value.get<double>();
+                f.crdt = json::array({write});
+              }
+              break;
             default: break;
           }
           r.fields.emplace_back(columns[k], std::move(f));
@@ -773,9 +781,9 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
           EXPECT_EQ(b.fields[k].first, a.fields[k].first);
           EXPECT_EQ(b.fields[k].second.stamp, a.fields[k].second.stamp) << page << "/" << i << "/" << k;
           EXPECT_EQ(b.fields[k].second.base, a.fields[k].second.base);
-          EXPECT_EQ(b.fields[k].second.value, a.fields[k].second.value);
-          EXPECT_EQ(b.fields[k].second.crdt, a.fields[k].second.crdt);
-          EXPECT_TRUE(b.fields[k].second.present);
+          // As text: json's == takes 5 for 5.0.
+          EXPECT_EQ(b.fields[k].second.value.dump(), a.fields[k].second.value.dump());
+          EXPECT_EQ(b.fields[k].second.crdt.dump(), a.fields[k].second.crdt.dump());
         }
       }
     }
@@ -837,6 +845,27 @@ TEST(SnapshotBlocks, MalformedBlocksAreRefusedWhole) {
            R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"m":[1]}])",
            R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"m":0}])",
            R"([{"t":"x","r":["a"],"c":[],"v":[]}])",
+           R"([{"t":"x","r":["a"],"c":[],"h":"1","e":[0],"n":["1"]}])",
+           R"([{"t":"x","r":["a"],"c":["Bad-Name"],"h":"1","e":[0],"n":["1"],"v":[[1]]}])",
+           R"([{"t":"not a table","r":["a"],"c":[]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[9007199254740992],"n":["1"],"v":[[1]]}])",
+           R"([{"t":"x","r":["a","b"],"c":["p"],"h":"9007199254740993","e":[0,-9007199254740992],"n":["1"],"v":[[1,2]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":"1","v":[[1]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"ni":[-1],"v":[[1]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"ni":[0.5],"v":[[1]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"ni":[0,0],"v":[[1]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[1]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"d":[5]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"ffffffffffffffff","e":[0],"n":["1"],"v":[[1]],"d":[[1]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"x":{}}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"x":[[0,0]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"x":[[0,0,[]]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"x":[[0,0,{}]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"x":[[0,0,{"b":"2"}],[0,0,{"n":"3"}]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"d":[[4]],"x":[[0,0,{"h":"9"}]]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"h":"1","e":[0],"n":["1"],"v":[[1]],"m":[0,0]}])",
+           R"([{"t":"x","r":["a"],"c":["p"],"del":[{"h":"1","n":"1","s":{}}]}])",
+           R"([{"t":"x","r":["a"],"h":"1","del":[{"h":"1","n":"1","s":{}}]}])",
            R"([{"t":"x","r":["a"],"del":[{"h":"1","n":"1"}]}])",
            R"([{"t":"x","r":["a","b"],"del":[{"h":"1","n":"1","s":{}}]}])",
            // a good block, then a bad one: nothing of the page is taken
