@@ -457,6 +457,8 @@ Status RowStateFromJson(const json& j, RowState* out) {
   RowState r;
   r.table = j["t"].get<std::string>();
   r.row = j["r"].get<std::string>();
+  // Schema names are identifiers; so are a snapshot's (and a block's must be).
+  if (!Schema::ValidIdentifier(r.table)) return Status::Protocol("snapshot row's table is not an identifier");
   if (j.contains("d")) {
     const json& d = j["d"];
     if (!d.is_object() || !hex(d, "h", &r.tomb_stamp.hlc) || !hex(d, "n", &r.tomb_stamp.node) || !d.contains("s") ||
@@ -473,6 +475,7 @@ Status RowStateFromJson(const json& j, RowState* out) {
       return Status::Protocol("compact snapshot row needs hex h and n");
     for (auto it = j["f"].begin(); it != j["f"].end(); ++it) {
       const json& e = it.value();
+      if (!Schema::ValidIdentifier(it.key())) return Status::Protocol("snapshot field name is not an identifier");
       FieldState s;
       s.present = true;
       bool ok = e.is_object() && e.contains("v") && (!e.contains("b") || hex(e, "b", &s.base));

@@ -662,6 +662,9 @@ TEST(RowStateCodec, FieldsAndTombstonesRoundTripAndMalformedRowsAreRefused) {
                           R"({"t":"a","r":"b","h":"10","n":"1","f":{"c":{"v":1,"d":9007199254740992}}})",
                           R"({"t":"a","r":"b","h":"ffffffffffffffff","n":"1","f":{"c":{"v":1,"d":1}}})",
                           R"({"t":"a","r":"b","h":"10","n":"1","f":{"c":{"v":1,"d":1,"h":"11"}}})",
+                          // names are identifiers, as in any schema
+                          R"({"t":"visi(ts","r":"b","d":{"h":"1","n":"1","s":{}}})",
+                          R"({"t":"a","r":"b","f":{"Phone":{"h":"1","n":"1","v":1}}})",
                           // a full-form field must name its own stamp
                           R"({"t":"a","r":"b","f":{"c":{"v":1,"d":1,"n":"1"}}})"}) {
     EXPECT_EQ(RowStateFromJson(json::parse(bad), &out).code(), Code::kProtocolError) << bad;
