@@ -264,6 +264,16 @@ json ChangeToJson(const Change& c) {
 
 namespace {
 
+// Adds a snapshot field's hlc offset to *hlc: any encoder's non-negative
+// integer, signed or not, below 2^53, that keeps the hlc below 2^64.
+bool AddOffset(const json& off, Hlc* hlc) {
+  if (!off.is_number_integer() || (!off.is_number_unsigned() && off.get<int64_t>() < 0)) return false;
+  uint64_t d = off.get<uint64_t>();
+  if (d >= kMaxSnapshotOffset || d > UINT64_MAX - *hlc) return false;
+  *hlc += d;
+  return true;
+}
+
 // The row's own stamp, as the compact form has it: the oldest field hlc (so
 // every offset is >= 0) and the node that wrote most of its fields.
 Stamp RowStamp(const RowState& r) {
@@ -444,15 +454,8 @@ Status RowStateFromJson(const json& j, RowState* out) {
   // A compact field's hlc: `base` plus its offset d (0 when absent), which
   // is any encoder's non-negative integer, signed or not, below 2^53.
   auto offset = [](const json& e, Hlc base, Hlc* hlc) {
-    uint64_t d = 0;
-    if (e.contains("d")) {
-      const json& dj = e["d"];
-      if (!dj.is_number_integer() || (!dj.is_number_unsigned() && dj.get<int64_t>() < 0)) return false;
-      d = dj.get<uint64_t>();
-      if (d >= kMaxSnapshotOffset || d > UINT64_MAX - base) return false;
-    }
-    *hlc = base + d;
-    return true;
+    *hlc = base;
+    return !e.contains("d") || AddOffset(e["d"], hlc);
   };
   RowState r;
   r.table = j["t"].get<std::string>();
@@ -718,13 +721,8 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
           FieldState s;
           s.present = true;
           s.stamp = stamps[i];
-          if (dk) {
-            const json& off = (*dk)[i];
-            if (!off.is_number_integer() || (!off.is_number_unsigned() && off.get<int64_t>() < 0) ||
-                off.get<uint64_t>() >= kMaxSnapshotOffset || off.get<uint64_t>() > UINT64_MAX - s.stamp.hlc)
-              return bad("column '" + names[k] + "': offsets must be integers in [0, 2^53)");
-            s.stamp.hlc += off.get<uint64_t>();
-          }
+          if (dk && !AddOffset((*dk)[i], &s.stamp.hlc))
+            return bad("column '" + names[k] + "': offsets must be integers in [0, 2^53)");
           s.value = vk[i];
           rows[i].fields.emplace_back(names[k], std::move(s));
         }
