@@ -26,6 +26,11 @@ Statement& Statement::BindRef(int i, std::string_view v) {
   sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   return *this;
 }
+Statement& Statement::BindBlobRef(int i, std::string_view v) {
+  dirty_ = true;
+  sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  return *this;
+}
 Statement& Statement::BindNull(int i) {
   dirty_ = true;
   sqlite3_bind_null(stmt_, i);
@@ -72,6 +77,12 @@ std::string Statement::Text(int col) const {
   const unsigned char* p = sqlite3_column_text(stmt_, col);
   if (!p) return {};
   return std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
+}
+std::string_view Statement::Bytes(int col) const {
+  // sqlite3_column_blob first, then _bytes: the order SQLite documents.
+  const void* p = sqlite3_column_blob(stmt_, col);
+  if (!p) return {};
+  return std::string_view(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
 }
 bool Statement::IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
 int Statement::Type(int col) const { return sqlite3_column_type(stmt_, col); }

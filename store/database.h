@@ -36,6 +36,8 @@ class Statement {
   // valid and unchanged until the last Step() of this use (Run() included).
   // For the hot write paths, where the copy was a malloc per bound string.
   Statement& BindRef(int i, std::string_view v);
+  // A BLOB, read in place under the same rule as BindRef.
+  Statement& BindBlobRef(int i, std::string_view v);
 
   // Steps once: true while a row is available; errors land in status().
   bool Step();
@@ -47,6 +49,9 @@ class Statement {
   int64_t Int(int col) const;
   double Real(int col) const;
   std::string Text(int col) const;
+  // The column's bytes (a BLOB, or text), valid until the next Step or
+  // Reset of this statement.
+  std::string_view Bytes(int col) const;
   bool IsNull(int col) const;
   int Type(int col) const;  // SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, ...
 

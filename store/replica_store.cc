@@ -8,13 +8,16 @@
 #include <set>
 #include <tuple>
 
+#include "store/row_fields.h"
 #include "sync/protocol.h"
 
 namespace fieldsync::store {
 
 namespace {
 
-constexpr int64_t kFormatVersion = 1;
+// 1: one fs_fields row per field. 2: one fs_row_fields row per row, its
+// fields packed (store/row_fields.h); a format-1 file is converted on open.
+constexpr int64_t kFormatVersion = 2;
 
 std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
 
@@ -29,10 +32,9 @@ const char* SqlType(const ColumnDef& c) {
 
 constexpr const char* kInternalDdl = R"SQL(
 CREATE TABLE IF NOT EXISTS fs_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fs_fields(
-  tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL,
-  hlc INTEGER NOT NULL, node INTEGER NOT NULL, base INTEGER NOT NULL, crdt TEXT,
-  PRIMARY KEY(tbl, row_id, col)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fs_row_fields(
+  tbl TEXT NOT NULL, row_id TEXT NOT NULL, fields BLOB NOT NULL,
+  PRIMARY KEY(tbl, row_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fs_tombstones(
   tbl TEXT NOT NULL, row_id TEXT NOT NULL, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
   seen TEXT NOT NULL DEFAULT '{}',
@@ -55,7 +57,7 @@ json ParseJsonText(const std::string& s) {
 }
 
 // The merge state of a field from four result columns (hlc, node, base,
-// crdt) starting at `first`; the value is read from the schema table.
+// crdt) starting at `first`, as format 1's fs_fields held it.
 FieldState FieldFromColumns(const Statement& s, int first) {
   FieldState f;
   f.present = true;
@@ -70,6 +72,12 @@ void TombstoneFromColumns(const Statement& s, int first, Stamp* stamp, VersionVe
   *stamp = {static_cast<Hlc>(s.Int(first)), static_cast<NodeId>(s.Int(first + 1))};
   seen->clear();
   VersionVectorFromJson(ParseJsonText(s.Text(first + 2)), seen);
+}
+
+FieldList::iterator FindField(FieldList& fields, const std::string& name) {
+  auto it = std::lower_bound(fields.begin(), fields.end(), name,
+                             [](const auto& f, const std::string& n) { return f.first < n; });
+  return it != fields.end() && it->first == name ? it : fields.end();
 }
 
 std::string SelectList(const TableDef& t) {
@@ -171,6 +179,7 @@ Status Store::CreateTables() {
   if (format > kFormatVersion)
     return Status(Code::kUnsupported, "file format " + std::to_string(format) + " is newer than this build's " +
                                           std::to_string(kFormatVersion));
+  if (!(st = MigrateFieldTable()).ok()) return st;
   if (!(st = SetMetaInt("format", kFormatVersion)).ok()) return st;
   if (!(st = SetMeta("schema_fingerprint", schema_.fingerprint())).ok()) return st;
   if (!(st = SetMeta("schema", schema_.document().dump())).ok()) return st;
@@ -186,15 +195,12 @@ const TableDef* Store::Table(const std::string& name, Status* st) const {
 Status Store::LoadField(const std::string& table, const std::string& row, const ColumnDef& col,
                         FieldState* out) {
   *out = FieldState{};
-  Status st;
-  Statement& s = db_.Prepare(
-      "SELECT hlc, node, base, crdt FROM fs_fields WHERE tbl=? AND row_id=? AND col=?", &st);
+  FieldList fields;
+  Status st = LoadFields(table, row, &fields);
   if (!st.ok()) return st;
-  s.Bind(1, table).Bind(2, row).Bind(3, col.name);
-  if (s.Step()) *out = FieldFromColumns(s, 0);
-  st = s.status();
-  s.Reset();
-  if (!st.ok() || !out->present) return st;
+  auto it = FindField(fields, col.name);
+  if (it == fields.end()) return Status::OK();
+  *out = std::move(it->second);
   // The materialized value lives in the table itself.
   Statement& v = db_.Prepare("SELECT " + Quote(col.name) + " FROM " + Quote(table) + " WHERE id=?", &st);
   if (!st.ok()) return st;
@@ -218,18 +224,118 @@ Status Store::IsDeleted(const std::string& table, const std::string& row, bool* 
 
 Status Store::SaveField(const std::string& table, const std::string& row, const ColumnDef& col,
                         const FieldState& f) {
+  FieldList fields;
+  Status st = LoadFields(table, row, &fields);
+  if (!st.ok()) return st;
+  if (auto it = FindField(fields, col.name); it != fields.end()) {
+    it->second = f;
+  } else {
+    fields.emplace_back(col.name, f);  // SaveFields sorts
+  }
+  return SaveFields(table, row, fields);
+}
+
+Status Store::LoadFields(const std::string& table, const std::string& row, FieldList* out) {
+  out->clear();
+  Status st;
+  Statement& s = db_.Prepare("SELECT fields FROM fs_row_fields WHERE tbl=? AND row_id=?", &st);
+  if (!st.ok()) return st;
+  s.BindRef(1, table).BindRef(2, row);
+  Status decoded;
+  if (s.Step()) decoded = DecodeRowFields(s.Bytes(0), out);
+  st = s.status();
+  s.Reset();
+  if (!st.ok()) return st;
+  if (!decoded.ok()) return Status::Corruption(decoded.message() + " (" + table + "/" + row + ")");
+  return Status::OK();
+}
+
+Status Store::SaveFields(const std::string& table, const std::string& row, const FieldList& fields) {
+  std::string blob;
+  EncodeRowFields(fields, &blob);
+  if (blob.empty()) return DropFields(table, row);
   Status st;
   Statement& s = db_.Prepare(
-      "INSERT INTO fs_fields(tbl,row_id,col,hlc,node,base,crdt) VALUES(?,?,?,?,?,?,?) "
-      "ON CONFLICT(tbl,row_id,col) DO UPDATE SET hlc=excluded.hlc, node=excluded.node, "
-      "base=excluded.base, crdt=excluded.crdt",
+      "INSERT INTO fs_row_fields(tbl,row_id,fields) VALUES(?,?,?) "
+      "ON CONFLICT(tbl,row_id) DO UPDATE SET fields=excluded.fields",
       &st);
   if (!st.ok()) return st;
-  s.BindRef(1, table).BindRef(2, row).BindRef(3, col.name).Bind(4, f.stamp.hlc).Bind(5, f.stamp.node).Bind(6, f.base);
-  std::string crdt;
-  if (f.crdt.is_null()) s.BindNull(7);
-  else s.BindRef(7, crdt = f.crdt.dump());
+  s.BindRef(1, table).BindRef(2, row).BindBlobRef(3, blob);
   return s.Run();
+}
+
+Status Store::SaveKnownFields(const TableDef& t, const std::string& row, const FieldList& fields) {
+  bool all_known = std::all_of(fields.begin(), fields.end(), [&](const auto& f) { return t.Find(f.first) != nullptr; });
+  if (all_known) return SaveFields(t.name, row, fields);
+  FieldList known;
+  for (const auto& f : fields)
+    if (t.Find(f.first)) known.push_back(f);
+  return SaveFields(t.name, row, known);
+}
+
+Status Store::DropFields(const std::string& table, const std::string& row) {
+  Status st;
+  Statement& s = db_.Prepare("DELETE FROM fs_row_fields WHERE tbl=? AND row_id=?", &st);
+  if (!st.ok()) return st;
+  s.BindRef(1, table).BindRef(2, row);
+  return s.Run();
+}
+
+Status Store::LoadRowFields(const TableDef& t, const std::string& row, std::vector<FieldState>* by_col,
+                            FieldList* others, std::vector<json>* current) {
+  by_col->assign(t.columns.size(), FieldState{});
+  others->clear();
+  current->assign(t.columns.size(), json());
+  FieldList all;
+  Status st = LoadFields(t.name, row, &all);
+  if (!st.ok()) return st;
+  for (auto& [name, f] : all) {
+    if (const ColumnDef* c = t.Find(name)) (*by_col)[c->index] = std::move(f);
+    else others->emplace_back(std::move(name), std::move(f));
+  }
+  Statement& read = db_.Prepare(row_select_sql_[&t - schema_.tables().data()], &st);
+  if (!st.ok()) return st;
+  read.BindRef(1, row);
+  if (read.Step())
+    for (const auto& c : t.columns) (*current)[c.index] = ReadValue(read, c.index + 1, c);
+  st = read.status();
+  read.Reset();
+  if (!st.ok()) return st;
+  for (const auto& c : t.columns)
+    if ((*by_col)[c.index].present) (*by_col)[c.index].value = (*current)[c.index];
+  return Status::OK();
+}
+
+Status Store::MigrateFieldTable() {
+  Status st;
+  Statement& has = db_.Prepare("SELECT 1 FROM sqlite_master WHERE type='table' AND name='fs_fields'", &st);
+  if (!st.ok()) return st;
+  bool old = has.Step();
+  st = has.status();
+  has.Reset();
+  if (!st.ok() || !old) return st;
+  // Format 1: one row per field. Read in key order, so each row's fields
+  // arrive together and are written as one entry.
+  Statement& s = db_.Prepare("SELECT tbl, row_id, col, hlc, node, base, crdt FROM fs_fields ORDER BY tbl, row_id, col",
+                             &st);
+  if (!st.ok()) return st;
+  std::string table, row;
+  FieldList fields;
+  while (s.Step()) {
+    std::string t = s.Text(0), r = s.Text(1);
+    if (t != table || r != row) {
+      if (!fields.empty() && !(st = SaveFields(table, row, fields)).ok()) break;
+      fields.clear();
+      table = std::move(t);
+      row = std::move(r);
+    }
+    fields.emplace_back(s.Text(2), FieldFromColumns(s, 3));
+  }
+  if (st.ok()) st = s.status();
+  s.Reset();
+  if (!st.ok()) return st;
+  if (!fields.empty() && !(st = SaveFields(table, row, fields)).ok()) return st;
+  return db_.Exec("DROP TABLE fs_fields");
 }
 
 Status Store::WriteColumn(const TableDef& t, const ColumnDef& col, const std::string& row, const json& v) {
@@ -272,12 +378,11 @@ Status Store::LoadTombstone(const std::string& table, const std::string& row, bo
 
 Status Store::RowContext(const TableDef& t, const std::string& row, VersionVector* seen) {
   seen->clear();
-  for (const auto& col : t.columns) {
-    FieldState f;
-    Status st = LoadField(t.name, row, col, &f);
-    if (!st.ok()) return st;
-    if (f.present) AddFieldContext(col, f, seen);
-  }
+  FieldList fields;
+  Status st = LoadFields(t.name, row, &fields);
+  if (!st.ok()) return st;
+  for (const auto& [name, f] : fields)
+    if (const ColumnDef* col = t.Find(name)) AddFieldContext(*col, f, seen);
   return Status::OK();
 }
 
@@ -302,9 +407,12 @@ Status Store::ApplyDelete(const TableDef& t, const Change& c, ApplyOutcome* out)
   if (found) return Status::OK();  // the row's fields went with the first delete
   // Writes the deleter had not seen were concurrent with the delete: keep
   // them as conflicts, exactly as if they had arrived after it.
+  std::vector<FieldState> fields;
+  FieldList others;
+  std::vector<json> current;
+  if (!(st = LoadRowFields(t, c.row, &fields, &others, &current)).ok()) return st;
   for (const auto& col : t.columns) {
-    FieldState f;
-    if (!(st = LoadField(t.name, c.row, col, &f)).ok()) return st;
+    const FieldState& f = fields[col.index];
     if (!f.present) continue;
     std::vector<std::pair<Stamp, json>> writes;
     if (col.merge == MergePolicy::kMv) {
@@ -324,10 +432,7 @@ Status Store::ApplyDelete(const TableDef& t, const Change& c, ApplyOutcome* out)
   del.Bind(1, c.row);
   if (!(st = del.Run()).ok()) return st;
   out->changed = db_.Changes() > 0;
-  Statement& meta = db_.Prepare("DELETE FROM fs_fields WHERE tbl=? AND row_id=?", &st);
-  if (!st.ok()) return st;
-  meta.Bind(1, t.name).Bind(2, c.row);
-  return meta.Run();
+  return DropFields(t.name, c.row);
 }
 
 Status Store::ApplyChange(const Change& c, ApplyOutcome* out) {
@@ -410,32 +515,10 @@ Status Store::ApplyRow(std::span<const Change> run, ApplyOutcome* out) {
   // The row as it stands: every field's merge state, and the row itself for
   // the values (and for the columns this run leaves alone, which the whole-row
   // write below rewrites as they are).
-  std::vector<FieldState> fields(t->columns.size());
-  Statement& meta = db_.Prepare("SELECT col, hlc, node, base, crdt FROM fs_fields WHERE tbl=? AND row_id=?", &st);
-  if (!st.ok()) return st;
-  meta.Bind(1, t->name).Bind(2, row);
-  bool any_field = false;
-  while (meta.Step()) {
-    if (const ColumnDef* c = t->Find(meta.Text(0))) {
-      fields[c->index] = FieldFromColumns(meta, 1);
-      any_field = true;
-    }
-  }
-  st = meta.status();
-  meta.Reset();
-  if (!st.ok()) return st;
-  std::vector<json> current(t->columns.size());
-  Statement& read = db_.Prepare(row_select_sql_[t - schema_.tables().data()], &st);
-  if (!st.ok()) return st;
-  read.Bind(1, row);
-  if (read.Step())
-    for (const auto& c : t->columns) current[c.index] = ReadValue(read, c.index + 1, c);
-  st = read.status();
-  read.Reset();
-  if (!st.ok()) return st;
-  if (any_field)
-    for (const auto& c : t->columns)
-      if (fields[c.index].present) fields[c.index].value = current[c.index];
+  std::vector<FieldState> fields;
+  FieldList others;  // columns this schema no longer has: kept as they are
+  std::vector<json> current;
+  if (!(st = LoadRowFields(*t, row, &fields, &others, &current)).ok()) return st;
   std::vector<bool> dirty(t->columns.size(), false);
   for (size_t i = 0; i < run.size(); ++i) {
     const ColumnDef& col = *cols[i];
@@ -450,7 +533,6 @@ Status Store::ApplyRow(std::span<const Change> run, ApplyOutcome* out) {
   std::vector<const json*> values(t->columns.size(), nullptr);
   for (const auto& c : t->columns) {
     if (dirty[c.index]) {
-      if (!(st = SaveField(t->name, row, c, fields[c.index])).ok()) return st;
       out->changed = true;
       values[c.index] = &fields[c.index].value;
     } else {
@@ -458,7 +540,11 @@ Status Store::ApplyRow(std::span<const Change> run, ApplyOutcome* out) {
     }
   }
   if (!out->changed) return Status::OK();
-  return WriteWholeRow(*t, row, values);
+  if (!(st = WriteWholeRow(*t, row, values)).ok()) return st;
+  // One entry for the row's fields, untouched ones included (SaveFields sorts).
+  for (const auto& c : t->columns)
+    if (fields[c.index].present) others.emplace_back(c.name, std::move(fields[c.index]));
+  return SaveFields(t->name, row, others);
 }
 
 Status Store::Restamp(const Change& old, Stamp fresh) {
@@ -528,18 +614,13 @@ Status Store::ReadRow(const TableDef& t, Statement& s, json* row) {
     if (!v.is_null()) r[c.name] = std::move(v);
   }
   // Flag conflicted multi-value fields with all their values.
-  for (const auto& c : t.columns) {
-    if (c.merge != MergePolicy::kMv) continue;
-    Status st;
-    Statement& f = db_.Prepare("SELECT crdt FROM fs_fields WHERE tbl=? AND row_id=? AND col=?", &st);
-    if (!st.ok()) return st;
-    f.Bind(1, t.name).Bind(2, r["id"].get<std::string>()).Bind(3, c.name);
-    if (f.Step()) {
-      FieldState fs;
-      fs.crdt = ParseJsonText(f.Text(0));
-      if (IsConflicted(c, fs)) r["_conflicts"][c.name] = MvValues(fs);
+  if (std::any_of(t.columns.begin(), t.columns.end(), [](const ColumnDef& c) { return c.merge == MergePolicy::kMv; })) {
+    FieldList fields;
+    if (Status st = LoadFields(t.name, r["id"].get<std::string>(), &fields); !st.ok()) return st;
+    for (const auto& [name, f] : fields) {
+      const ColumnDef* c = t.Find(name);
+      if (c && c->merge == MergePolicy::kMv && IsConflicted(*c, f)) r["_conflicts"][c->name] = MvValues(f);
     }
-    f.Reset();
   }
   *row = std::move(r);
   return Status::OK();
@@ -900,26 +981,24 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
   std::vector<RowState> live;
   {
     Statement& s = db_.Prepare(
-        "SELECT tbl, row_id, col, hlc, node, base, crdt FROM fs_fields WHERE (tbl, row_id) > (?1, ?2)" + in_scope +
-            " ORDER BY tbl, row_id, col",
+        "SELECT tbl, row_id, fields FROM fs_row_fields WHERE (tbl, row_id) > (?1, ?2)" + in_scope +
+            " ORDER BY tbl, row_id LIMIT ?4",
         &st);
     if (!st.ok()) return st;
-    s.Bind(1, after_table).Bind(2, after_row);
+    s.Bind(1, after_table).Bind(2, after_row).Bind(4, static_cast<int64_t>(max_rows + 1));
     if (scoped) s.Bind(3, keys_json);
     if (listed) s.Bind(5, rows_json);
-    while (s.Step()) {
-      std::string t = s.Text(0), r = s.Text(1);
-      if (live.empty() || live.back().table != t || live.back().row != r) {
-        if (live.size() == max_rows + 1) break;
-        live.emplace_back();
-        live.back().table = t;
-        live.back().row = r;
-      }
-      live.back().fields.emplace_back(s.Text(2), FieldFromColumns(s, 3));
+    Status decoded;
+    while (decoded.ok() && s.Step()) {
+      live.emplace_back();
+      live.back().table = s.Text(0);
+      live.back().row = s.Text(1);
+      decoded = DecodeRowFields(s.Bytes(2), &live.back().fields);
     }
     st = s.status();
     s.Reset();
     if (!st.ok()) return st;
+    if (!decoded.ok()) return Status::Corruption(decoded.message() + " (" + live.back().table + "/" + live.back().row + ")");
   }
   std::vector<RowState> dead;
   {
@@ -1027,14 +1106,7 @@ Status Store::ReadRowState(const std::string& table, const std::string& row, Row
   out->table = table;
   out->row = row;
   Status st;
-  Statement& f = db_.Prepare("SELECT col, hlc, node, base, crdt FROM fs_fields WHERE tbl=? AND row_id=? ORDER BY col",
-                             &st);
-  if (!st.ok()) return st;
-  f.Bind(1, table).Bind(2, row);
-  while (f.Step()) out->fields.emplace_back(f.Text(0), FieldFromColumns(f, 1));
-  st = f.status();
-  f.Reset();
-  if (!st.ok()) return st;
+  if (!(st = LoadFields(table, row, &out->fields)).ok()) return st;
   if (!out->fields.empty()) {
     *exists = true;
     return Status::OK();
@@ -1078,11 +1150,8 @@ Status Store::InstallState(const std::vector<RowState>& rows) {
   for (const RowState& r : rows) {
     const TableDef* t = schema_.Find(r.table);
     if (!t) continue;
-    Statement& clear = db_.Prepare("DELETE FROM fs_fields WHERE tbl=? AND row_id=?", &st);
-    if (!st.ok()) return st;
-    clear.Bind(1, r.table).Bind(2, r.row);
-    if (!(st = clear.Run()).ok()) return st;
     if (r.deleted) {
+      if (!(st = DropFields(r.table, r.row)).ok()) return st;
       Statement& ts = db_.Prepare("INSERT OR REPLACE INTO fs_tombstones(tbl,row_id,hlc,node,seen) VALUES(?,?,?,?,?)", &st);
       if (!st.ok()) return st;
       ts.Bind(1, r.table).Bind(2, r.row).Bind(3, r.tomb_stamp.hlc).Bind(4, r.tomb_stamp.node);
@@ -1103,9 +1172,7 @@ Status Store::InstallState(const std::vector<RowState>& rows) {
     for (const auto& [name, f] : r.fields)
       if (const ColumnDef* c = t->Find(name)) values[c->index] = &f.value;
     if (!(st = WriteWholeRow(*t, r.row, values)).ok()) return st;
-    for (const auto& [name, f] : r.fields)
-      if (const ColumnDef* c = t->Find(name))
-        if (!(st = SaveField(r.table, r.row, *c, f)).ok()) return st;
+    if (!(st = SaveKnownFields(*t, r.row, r.fields)).ok()) return st;
   }
   return Status::OK();
 }
@@ -1113,7 +1180,7 @@ Status Store::InstallState(const std::vector<RowState>& rows) {
 Status Store::HasState(bool* any) {
   Status st;
   Statement& s = db_.Prepare(
-      "SELECT EXISTS(SELECT 1 FROM fs_fields) OR EXISTS(SELECT 1 FROM fs_tombstones)", &st);
+      "SELECT EXISTS(SELECT 1 FROM fs_row_fields) OR EXISTS(SELECT 1 FROM fs_tombstones)", &st);
   if (!st.ok()) return st;
   *any = s.Step() && s.Int(0) != 0;
   st = s.status();
@@ -1125,7 +1192,7 @@ Status Store::ClearState() {
   Status st;
   for (const auto& t : schema_.tables())
     if (!(st = db_.Exec("DELETE FROM " + Quote(t.name))).ok()) return st;
-  if (!(st = db_.Exec("DELETE FROM fs_fields")).ok()) return st;
+  if (!(st = db_.Exec("DELETE FROM fs_row_fields")).ok()) return st;
   return db_.Exec("DELETE FROM fs_tombstones");
 }
 
@@ -1187,10 +1254,7 @@ Status Store::EvictRows(const std::vector<std::pair<std::string, std::string>>& 
     if (!st.ok()) return st;
     del.Bind(1, id);
     if (!(st = del.Run()).ok()) return st;
-    Statement& meta = db_.Prepare("DELETE FROM fs_fields WHERE tbl=? AND row_id=?", &st);
-    if (!st.ok()) return st;
-    meta.Bind(1, table).Bind(2, id);
-    if (!(st = meta.Run()).ok()) return st;
+    if (!(st = DropFields(table, id)).ok()) return st;
   }
   return Status::OK();
 }

@@ -1,7 +1,8 @@
 // Store: the SQLite file behind every replica and the server. It holds
 //   - one table per schema table (typed columns + `id`), the materialized rows
 //     an app queries directly;
-//   - fs_fields: per-field merge metadata (stamp, base, policy state);
+//   - fs_row_fields: per-field merge metadata (stamp, base, policy state),
+//     packed into one entry per row (store/row_fields.h);
 //   - fs_tombstones: deleted rows (a delete is absorbing, see sync/merge.h);
 //   - fs_conflicts: writes that lost to a concurrent one, restorable;
 //   - fs_outbox: local changes not yet acknowledged by the server (clients);
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "store/database.h"
+#include "store/row_fields.h"
 #include "sync/merge.h"
 #include "sync/schema.h"
 
@@ -122,7 +124,7 @@ class Store {
   // inside a transaction.
   Status InstallState(const std::vector<RowState>& rows);
   // Removes every replicated row and its metadata (schema tables,
-  // fs_fields, fs_tombstones); keeps the outbox, conflicts, rejections and
+  // fs_row_fields, fs_tombstones); keeps the outbox, conflicts, rejections and
   // meta. The first step of a re-bootstrap. Call inside a transaction.
   Status ClearState();
   // The rows of these scope keys (sync/schema.h, ScopeRule), found through
@@ -170,6 +172,21 @@ class Store {
   Status WriteWholeRow(const TableDef& t, const std::string& row, const std::vector<const json*>& values);
   Status SaveField(const std::string& table, const std::string& row, const ColumnDef& col,
                    const FieldState& s);
+  // One row's field metadata, in name order, values not filled in; empty
+  // when the row has none. Corruption when its entry does not decode.
+  Status LoadFields(const std::string& table, const std::string& row, FieldList* out);
+  // Replaces the row's field metadata; an empty list removes the entry.
+  Status SaveFields(const std::string& table, const std::string& row, const FieldList& fields);
+  // SaveFields of the fields whose columns the table has.
+  Status SaveKnownFields(const TableDef& t, const std::string& row, const FieldList& fields);
+  Status DropFields(const std::string& table, const std::string& row);
+  // The row's fields by column index with their values from the schema
+  // table, and the row's column values; fields of columns the schema no
+  // longer has go to *others, to be written back as they are.
+  Status LoadRowFields(const TableDef& t, const std::string& row, std::vector<FieldState>* by_col,
+                       FieldList* others, std::vector<json>* current);
+  // A format-1 file's fs_fields, one row per field, into fs_row_fields.
+  Status MigrateFieldTable();
   Status SaveConflict(const ConflictRecord& r);
   Status ApplyDelete(const TableDef& t, const Change& c, ApplyOutcome* out);
   Status LoadTombstone(const std::string& table, const std::string& row, bool* found, Stamp* stamp,

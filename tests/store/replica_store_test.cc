@@ -228,7 +228,7 @@ TEST_F(ReplicaStoreTest, OpenCreatesOneTablePerSchemaTableWithIdAndColumns) {
   Status st;
   Statement& q = s->db().Prepare("SELECT count(*) FROM sqlite_master WHERE name=?", &st);
   ASSERT_TRUE(st.ok()) << st.ToString();
-  for (const char* name : {"fs_meta", "fs_fields", "fs_tombstones", "fs_conflicts", "fs_outbox", "fs_rejected",
+  for (const char* name : {"fs_meta", "fs_row_fields", "fs_tombstones", "fs_conflicts", "fs_outbox", "fs_rejected",
                            "visits_by_account_id"}) {
     q.Bind(1, name);
     ASSERT_TRUE(q.Step());
@@ -785,7 +785,7 @@ class ReplicaStoreDeleteTest : public ReplicaStoreTest {
     EXPECT_EQ(n, 0);
     // The row's field states went with it.
     Status ps;
-    Statement& q = s->db().Prepare("SELECT count(*) FROM fs_fields WHERE tbl='accounts' AND row_id=?", &ps);
+    Statement& q = s->db().Prepare("SELECT count(*) FROM fs_row_fields WHERE tbl='accounts' AND row_id=?", &ps);
     ASSERT_TRUE(ps.ok()) << ps.ToString();
     q.Bind(1, kRow);
     ASSERT_TRUE(q.Step());
@@ -1114,8 +1114,7 @@ std::string StoreImage(Store* s) {
   std::string out;
   Status st = s->Dump([&](const json& row) { out += row.dump() + "\n"; });
   EXPECT_TRUE(st.ok()) << st.ToString();
-  for (const char* sql : {"SELECT tbl, row_id, col, hlc, node, base, coalesce(crdt, '') FROM fs_fields "
-                          "ORDER BY tbl, row_id, col",
+  for (const char* sql : {"SELECT tbl, row_id, hex(fields), '', '', '', '' FROM fs_row_fields ORDER BY tbl, row_id",
                           "SELECT tbl, row_id, hlc, node, seen, '', '' FROM fs_tombstones ORDER BY tbl, row_id",
                           "SELECT tbl, row_id, col, kind, loser_value || ' ' || loser_hlc || ' ' || loser_node, "
                           "winner_value || ' ' || winner_hlc || ' ' || winner_node, resolved FROM fs_conflicts "
@@ -1250,6 +1249,124 @@ TEST_F(ReplicaStoreTest, ApplyRowRefusesAMixedRunAndWritesNothing) {
     ASSERT_TRUE(tx.Commit().ok());
     EXPECT_EQ(StoreImage(s), empty) << i;
   }
+}
+
+}  // namespace
+}  // namespace fieldsync::store
+
+namespace fieldsync::store {
+namespace {
+
+// Every row's merge state as text, read through ReadState: what a snapshot
+// would send, stamps and policy states included.
+std::string StateImage(Store* s) {
+  std::vector<RowState> rows;
+  bool more = false;
+  Status st = s->ReadState("", "", 100000, &rows, &more);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_FALSE(more);
+  std::string out;
+  for (const auto& r : rows) out += RowStateToJson(r).dump() + "\n";
+  return out;
+}
+
+// A file of format 1 kept one fs_fields row per field. Opening it converts
+// the fields into fs_row_fields, drops fs_fields and writes format 2; the
+// rows, stamps, policy states and conflicts read back exactly as before,
+// and merging goes on from them.
+TEST_F(ReplicaStoreTest, AFormatOneFileIsConvertedOnOpenAndMergesOn) {
+  Store* s = OpenStore("old.db");
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Metro", {H(1), kA})).ok());
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "employees", 40, {H(2), kHigh})).ok());
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "notes", "north door", {H(3), kA})).ok());
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "notes", "side door", {H(3), kB})).ok());  // an mv conflict
+  Change add = Set("samples", "s1", "s", "a", {H(4), kA});
+  add.op = Op::kAdd;
+  ASSERT_TRUE(Apply(s, add).ok());
+  Change inc = Set("samples", "s1", "n", json::array({5, 0}), {H(5), kB});
+  inc.op = Op::kIncrement;
+  ASSERT_TRUE(Apply(s, inc).ok());
+  ASSERT_TRUE(Apply(s, Set("accounts", "a2", "name", "Gone", {H(6), kA})).ok());
+  ASSERT_TRUE(Apply(s, Del("accounts", "a2", {H(7), kB}, {{kA, H(6)}})).ok());
+  const std::string state = StateImage(s);
+  ASSERT_NE(state.find("side door"), std::string::npos);
+  std::string dump;
+  ASSERT_TRUE(s->Dump([&](const json& r) { dump += r.dump() + "\n"; }).ok());
+  ASSERT_NE(dump.find("_conflicts"), std::string::npos);
+  std::vector<RowState> rows;
+  bool more = false;
+  ASSERT_TRUE(s->ReadState("", "", 100, &rows, &more).ok());
+  CloseStore(s);
+
+  {  // Turn the file back into format 1, as an older build wrote it.
+    Database db;
+    ASSERT_TRUE(db.Open(Path("old.db")).ok());
+    ASSERT_TRUE(db.Exec("CREATE TABLE fs_fields(tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL, "
+                        "hlc INTEGER NOT NULL, node INTEGER NOT NULL, base INTEGER NOT NULL, crdt TEXT, "
+                        "PRIMARY KEY(tbl, row_id, col)) WITHOUT ROWID")
+                    .ok());
+    Status st;
+    for (const auto& r : rows)
+      for (const auto& [col, f] : r.fields) {
+        Statement& ins = db.Prepare("INSERT INTO fs_fields VALUES(?,?,?,?,?,?,?)", &st);
+        ASSERT_TRUE(st.ok()) << st.ToString();
+        ins.Bind(1, r.table).Bind(2, r.row).Bind(3, col).Bind(4, f.stamp.hlc).Bind(5, f.stamp.node).Bind(6, f.base);
+        if (f.crdt.is_null()) ins.BindNull(7);
+        else ins.Bind(7, f.crdt.dump());
+        ASSERT_TRUE(ins.Run().ok());
+      }
+    ASSERT_TRUE(db.Exec("DROP TABLE fs_row_fields; UPDATE fs_meta SET value='1' WHERE key='format'").ok());
+  }
+
+  s = OpenStore("old.db");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(StateImage(s), state);
+  std::string after;
+  ASSERT_TRUE(s->Dump([&](const json& r) { after += r.dump() + "\n"; }).ok());
+  EXPECT_EQ(after, dump);
+  Status st;
+  Statement& q = s->db().Prepare("SELECT count(*) FROM sqlite_master WHERE name='fs_fields'", &st);
+  ASSERT_TRUE(q.Step());
+  EXPECT_EQ(q.Int(0), 0);
+  q.Reset();
+  int64_t format = 0;
+  ASSERT_TRUE(s->GetMetaInt("format", 0, &format).ok());
+  EXPECT_EQ(format, 2);
+  // The stamps came across: an older write loses, a newer one wins, and the
+  // row's other fields stay.
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Older", {H(0), kB})).ok());
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "employees", 41, {H(9), kA}, H(2))).ok());
+  json row;
+  ASSERT_TRUE(s->GetRow("accounts", "a1", &row).ok());
+  EXPECT_EQ(row["name"], "Metro");
+  EXPECT_EQ(row["employees"], 41);
+  EXPECT_EQ(row["_conflicts"]["notes"].size(), 2u) << row.dump();
+}
+
+// A row's packed fields that do not decode are reported as corruption, by
+// reads and by merges, and the merge writes nothing.
+TEST_F(ReplicaStoreTest, PackedFieldsThatDoNotDecodeAreCorruption) {
+  Store* s = OpenStore("bad.db");
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Metro", {H(1), kA})).ok());
+  ASSERT_TRUE(s->db().Exec("UPDATE fs_row_fields SET fields = x'046e616d65' WHERE row_id='a1'").ok());
+  FieldState f;
+  Status st = s->LoadField("accounts", "a1", *schema_.Find("accounts")->Find("name"), &f);
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.ToString();
+  EXPECT_NE(st.message().find("accounts/a1"), std::string::npos) << st.ToString();
+  ApplyOutcome out;
+  st = s->ApplyChange(Set("accounts", "a1", "name", "New", {H(2), kA}), &out);
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.ToString();
+  std::vector<RowState> rows;
+  bool more = false;
+  EXPECT_EQ(s->ReadState("", "", 10, &rows, &more).code(), Code::kCorruption);
+  json row;
+  EXPECT_EQ(s->GetRow("accounts", "a1", &row).code(), Code::kCorruption);  // it reads the mv column's state
+  Statement& q = s->db().Prepare("SELECT name FROM accounts WHERE id='a1'", &st);
+  ASSERT_TRUE(q.Step());
+  EXPECT_EQ(q.Text(0), "Metro");  // the refused merge wrote nothing
+  q.Reset();
 }
 
 }  // namespace
