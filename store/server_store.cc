@@ -297,29 +297,42 @@ Status ServerStore::WriteRowsLocked(const std::vector<json>& rows, uint64_t now_
     Status st = store_.IsDeleted(table, id, &deleted);
     if (!st.ok()) return st;
     if (deleted) return fail(Status(Code::kDeleted, table + "/" + id + " was deleted"));
+    // Each column's changes are made from its state before this row's
+    // import (fields merge independently), so the row's writes can be
+    // merged together afterwards: read once, written once.
+    std::vector<Change> changes;
     for (const auto& [k, v] : row.items()) {
       if (k == "table" || k == "id") continue;
       const ColumnDef* col = t->Find(k);
       if (!col) return fail(Status::NotFound("unknown column '" + table + "." + k + "'"));
       FieldState cur;
       if (!(st = store_.LoadField(table, id, *col, &cur)).ok()) return st;
-      std::vector<Change> changes;
       if (!(st = MakeLocalChanges(*t, *col, cur, id, v, clock, &changes)).ok()) return fail(st);
-      for (Change& c : changes) {
-        c.server_ms = now_ms;
-        std::string key;
-        bool created = false;
-        if (!(st = DeriveRowKey(c, hints, &key, &created)).ok()) {
-          if (st.code() != Code::kNotFound) return st;
-          key = "?";  // an orphan: only admins see it
-        }
-        if (created && !(st = StoreRowKey(c.table, c.row, key)).ok()) return st;
-        if (!(st = AppendLog(c, key, nullptr, &c.seq)).ok()) return st;
-        ApplyOutcome outcome;
-        if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
-        if (!(st = UpdateOwner(c)).ok()) return st;
-        applied->push_back(std::move(c));
+    }
+    for (Change& c : changes) {
+      c.server_ms = now_ms;
+      std::string key;
+      bool created = false;
+      if (!(st = DeriveRowKey(c, hints, &key, &created)).ok()) {
+        if (st.code() != Code::kNotFound) return st;
+        key = "?";  // an orphan: only admins see it
       }
+      if (created && !(st = StoreRowKey(c.table, c.row, key)).ok()) return st;
+      if (!(st = AppendLog(c, key, nullptr, &c.seq)).ok()) return st;
+    }
+    std::vector<Change> sets;
+    for (const Change& c : changes) {
+      ApplyOutcome outcome;
+      if (c.op == Op::kSet) sets.push_back(c);
+      else if (!(st = store_.ApplyChange(c, &outcome)).ok()) return st;
+    }
+    if (!sets.empty()) {
+      ApplyOutcome outcome;
+      if (!(st = store_.ApplyRow(sets, &outcome)).ok()) return st;
+    }
+    for (Change& c : changes) {
+      if (!(st = UpdateOwner(c)).ok()) return st;
+      applied->push_back(std::move(c));
     }
   }
   return tx.Commit();
