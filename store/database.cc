@@ -109,9 +109,10 @@ Status Database::Open(const std::string& path, const OpenOptions& opts) {
   Status st = Exec("PRAGMA journal_mode=WAL");
   if (st.ok()) st = Exec(opts.synchronous_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
   if (st.ok()) st = Exec("PRAGMA foreign_keys=OFF");
-  // SQLite's default page cache is 2 MB; a replica's b-trees (fs_fields
-  // holds one entry per field) outgrow it within the first thousand rows of
-  // a bootstrap, after which every insert re-reads pages from the OS.
+  // SQLite's default page cache is 2 MB; a replica's b-trees outgrow it
+  // within the first thousand rows of a bootstrap (measured when fs_fields
+  // held one entry per field), after which every insert re-reads pages
+  // from the OS.
   // 16 MB keeps a territory's working set cached (docs/performance.md).
   if (st.ok()) st = Exec("PRAGMA cache_size=-16384");
   if (!st.ok()) Close();

@@ -607,13 +607,12 @@ Status Replica::RaiseRemoteHlc(Hlc newest) {
   return store_.SetMetaInt(kMetaRemoteHlc, static_cast<int64_t>(newest));
 }
 
-std::vector<RowState> Replica::FitToSchema(const std::vector<RowState>& rows) {
+void Replica::FitToSchema(std::vector<RowState>* rows) {
   // A value that does not fit this schema (an enum member or a longer text
   // from a newer schema) would make the install throw halfway. Such fields
   // are left out, as ApplyRemote skips such changes: a replica built from an
   // older schema keeps loading instead of stalling on the same page forever.
-  std::vector<RowState> fitting = rows;
-  for (RowState& r : fitting) {
+  for (RowState& r : *rows) {
     const TableDef* t = store_.schema().Find(r.table);
     if (!t) continue;  // a table this (older) schema does not know: InstallState skips it
     std::erase_if(r.fields, [&](const std::pair<std::string, FieldState>& field) {
@@ -623,19 +622,19 @@ std::vector<RowState> Replica::FitToSchema(const std::vector<RowState>& rows) {
       return !Schema::CheckValue(*t, *c, field.second.value).ok();
     });
   }
-  return fitting;
 }
 
-Status Replica::InstallScopePage(const std::vector<RowState>& rows, std::vector<ChangeEvent>* events,
+Status Replica::InstallScopePage(std::vector<RowState>* page, std::vector<ChangeEvent>* events,
                                  const std::vector<std::pair<std::string, std::string>>* revert) {
   std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<RowState>& rows = *page;
   for (const RowState& r : rows)
     if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
-  std::vector<RowState> fitting = FitToSchema(rows);
+  FitToSchema(page);
   store::Transaction tx(&store_.db());
   Status st = tx.status();
   if (!st.ok()) return st;
-  if (!(st = store_.InstallState(fitting)).ok()) return st;
+  if (!(st = store_.InstallState(rows)).ok()) return st;
   // Unacknowledged local edits of these rows stay on top of the server's state.
   std::set<std::pair<std::string, std::string>> here;
   for (const RowState& r : rows) here.insert({r.table, r.row});
@@ -710,13 +709,16 @@ Status Replica::EvictKeys(const std::vector<std::string>& keys, std::vector<std:
   return Status::OK();
 }
 
-Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe, int64_t cursor, bool last,
+Status Replica::InstallSnapshotPage(std::vector<RowState>* page, bool wipe, int64_t cursor, bool last,
                                     const json& after, std::set<std::pair<std::string, std::string>>* stale,
                                     std::vector<ChangeEvent>* events) {
   std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<RowState>& rows = *page;
   for (const RowState& r : rows)
     if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
-  std::vector<RowState> fitting = FitToSchema(rows);
+  // The clock sees every stamp the server sent, fitting or not, as before.
+  Hlc newest = NewestStamp(rows);
+  FitToSchema(page);
   store::Transaction tx(&store_.db());
   Status st = tx.status();
   if (!st.ok()) return st;
@@ -725,8 +727,7 @@ Status Replica::InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe
     st = store_.Dump([&](const json& row) { stale->insert({row["table"].get<std::string>(), row["id"].get<std::string>()}); });
     if (!st.ok() || !(st = store_.ClearState()).ok()) return st;
   }
-  if (!(st = store_.InstallState(fitting)).ok()) return st;
-  Hlc newest = NewestStamp(rows);
+  if (!(st = store_.InstallState(rows)).ok()) return st;
   clock_->Observe(newest);  // a stamp too far ahead leaves the clock alone
   if (!(st = RaiseRemoteHlc(newest)).ok()) return st;
   if (!last) {
@@ -1020,7 +1021,7 @@ class Replica::Session {
     });
     if (!st.ok()) return st;
     std::vector<ChangeEvent> events;
-    if (!(st = r_->InstallScopePage(rows, &events, &asked)).ok()) return st;
+    if (!(st = r_->InstallScopePage(&rows, &events, &asked)).ok()) return st;
     report_.reverted_rows += static_cast<int64_t>(asked.size());
     r_->Notify(events);
     return Status::OK();
@@ -1142,7 +1143,7 @@ class Replica::Session {
     ResetProgress();
     return FetchPartial({{"keys", add}}, [&](std::vector<RowState>&& rows, const json& reply) {
       std::vector<ChangeEvent> events;
-      Status st = r_->InstallScopePage(rows, &events);
+      Status st = r_->InstallScopePage(&rows, &events);
       if (!st.ok()) return st;
       report_.snapshot_rows += static_cast<int64_t>(rows.size());
       NoteProgress(reply, rows.size());
@@ -1275,7 +1276,7 @@ class Replica::Session {
         if (!(st = request(&id)).ok()) return st;
       }
       std::vector<ChangeEvent> events;
-      if (!(st = r_->InstallSnapshotPage(rows, wipe, at, !more, next, &stale, &events)).ok()) return st;
+      if (!(st = r_->InstallSnapshotPage(&rows, wipe, at, !more, next, &stale, &events)).ok()) return st;
       wipe = false;
       report_.snapshot_rows += static_cast<int64_t>(rows.size());
       NoteProgress(reply, rows.size());

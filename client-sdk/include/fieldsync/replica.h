@@ -249,7 +249,9 @@ class Replica {
   // removes every replicated row (their ids go to `stale`). The last page
   // re-applies the outbox on top and moves the cursor to `cursor`; earlier
   // ones record the progress so a killed app resumes at the next page.
-  Status InstallSnapshotPage(const std::vector<RowState>& rows, bool wipe, int64_t cursor, bool last,
+  // Fields whose values do not fit this schema are removed from `rows`
+  // (FitToSchema): the page is changed in place rather than copied.
+  Status InstallSnapshotPage(std::vector<RowState>* rows, bool wipe, int64_t cursor, bool last,
                              const json& after, std::set<std::pair<std::string, std::string>>* stale,
                              std::vector<ChangeEvent>* events);
   // The scope moved (docs/protocol.md, "Scope changes"). Installs the rows
@@ -257,7 +259,7 @@ class Replica {
   // on top; the cursor stays where it is.
   // With `revert` (rows whose changes the server refused): those of them
   // not in `rows` leave the replica, and the pending revert is cleared.
-  Status InstallScopePage(const std::vector<RowState>& rows, std::vector<ChangeEvent>* events,
+  Status InstallScopePage(std::vector<RowState>* rows, std::vector<ChangeEvent>* events,
                           const std::vector<std::pair<std::string, std::string>>* revert = nullptr);
   // Removes the rows of keys that left it; a key whose rows still have
   // unacknowledged changes stays (it is evicted at a later sync, once they
@@ -267,7 +269,7 @@ class Replica {
   // Raises fs_meta.remote_hlc to `newest` (call inside a transaction).
   Status RaiseRemoteHlc(Hlc newest);
   // Leaves out the fields of snapshot rows that do not fit this schema.
-  std::vector<RowState> FitToSchema(const std::vector<RowState>& rows);
+  void FitToSchema(std::vector<RowState>* rows);
   void Notify(const std::vector<ChangeEvent>& events);
   void SetState(SyncStatus::State s, const std::string& reason);
   void BackgroundLoop(SyncOptions opts);
