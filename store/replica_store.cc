@@ -252,7 +252,7 @@ Status Store::LoadFields(const std::string& table, const std::string& row, Field
 
 Status Store::SaveFields(const std::string& table, const std::string& row, const FieldList& fields) {
   std::string blob;
-  EncodeRowFields(fields, &blob);
+  if (Status st = EncodeRowFields(fields, &blob); !st.ok()) return st;
   if (blob.empty()) return DropFields(table, row);
   Status st;
   Statement& s = db_.Prepare(

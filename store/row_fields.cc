@@ -41,11 +41,16 @@ bool GetVarint(std::string_view* in, uint64_t* v) {
 
 }  // namespace
 
-void EncodeRowFields(const FieldList& fields, std::string* out) {
+Status EncodeRowFields(const FieldList& fields, std::string* out) {
   std::vector<const std::pair<std::string, FieldState>*> order;
   order.reserve(fields.size());
-  for (const auto& f : fields)
-    if (f.second.present) order.push_back(&f);
+  for (const auto& f : fields) {
+    if (!f.second.present) continue;
+    if (f.first.empty() || f.first.size() > 255)
+      return Status::InvalidArgument("fs_row_fields: a column name must be 1-255 bytes, not " +
+                                     std::to_string(f.first.size()));
+    order.push_back(&f);
+  }
   // Stable, so of two entries for one name the later stays later; the
   // dedupe below keeps it.
   std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->first < b->first; });
@@ -53,9 +58,8 @@ void EncodeRowFields(const FieldList& fields, std::string* out) {
   for (size_t i = 0; i < order.size(); ++i) {
     if (i + 1 < order.size() && order[i + 1]->first == order[i]->first) continue;
     const auto& [name, f] = *order[i];
-    size_t len = std::min<size_t>(name.size(), 255);
-    out->push_back(static_cast<char>(len));
-    out->append(name, 0, len);
+    out->push_back(static_cast<char>(name.size()));
+    out->append(name);
     // Fixed width: an hlc has 57 significant bits and a node id is random,
     // so a varint would take 9 and 10 bytes.
     PutFixed64(f.stamp.hlc, out);
@@ -69,6 +73,7 @@ void EncodeRowFields(const FieldList& fields, std::string* out) {
       out->append(crdt);
     }
   }
+  return Status::OK();
 }
 
 Status DecodeRowFields(std::string_view in, FieldList* out) {

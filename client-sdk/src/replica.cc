@@ -630,6 +630,8 @@ Status Replica::InstallScopePage(std::vector<RowState>* page, std::vector<Change
   const std::vector<RowState>& rows = *page;
   for (const RowState& r : rows)
     if (!ValidRowId(r.row)) return Status::Protocol("snapshot row with a bad id");
+  // The clock sees every stamp the server sent, fitting or not.
+  const Hlc newest = NewestStamp(rows);
   FitToSchema(page);
   store::Transaction tx(&store_.db());
   Status st = tx.status();
@@ -670,7 +672,6 @@ Status Replica::InstallScopePage(std::vector<RowState>* page, std::vector<Change
           left.push_back(e);
     if (!(st = store_.SetMeta(kMetaRevert, left.empty() ? std::string() : left.dump())).ok()) return st;
   }
-  Hlc newest = NewestStamp(rows);
   clock_->Observe(newest);
   if (!(st = RaiseRemoteHlc(newest)).ok()) return st;
   if (!(st = store_.SetMetaInt(kMetaHlc, static_cast<int64_t>(clock_->last()))).ok()) return st;

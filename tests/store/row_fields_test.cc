@@ -23,7 +23,8 @@ FieldState State(Hlc hlc, NodeId node, Hlc base = 0, json crdt = nullptr) {
 
 std::string Encode(const FieldList& fields) {
   std::string out;
-  EncodeRowFields(fields, &out);
+  Status st = EncodeRowFields(fields, &out);
+  EXPECT_TRUE(st.ok()) << st.ToString();
   return out;
 }
 
@@ -124,6 +125,24 @@ TEST(RowFields, MalformedBlobsAreRefusedWhole) {
   refused(std::string(1, '\0') + stamps + std::string(2, '\0'), "a name of no bytes");
   refused("\x01" "a" + stamps + std::string("\x00\x09" "[]", 4), "a state longer than the blob");
   refused("\x01" "a" + std::string(15, '\x01'), "a node of 7 bytes");
+}
+
+// A name the format cannot hold is refused, not cut short: two long names
+// with a common prefix would otherwise become one, or an entry that no
+// decoder reads back.
+TEST(RowFields, NamesOfNoneOrMoreThan255BytesAreRefused) {
+  for (size_t len : {size_t{0}, size_t{256}, size_t{300}}) {
+    std::string out = "kept";
+    Status st = EncodeRowFields({{"a", State(1, 1)}, {std::string(len, 'n'), State(2, 2)}}, &out);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << len;
+    EXPECT_EQ(out, "kept") << len;
+  }
+  std::string out;
+  ASSERT_TRUE(EncodeRowFields({{std::string(255, 'n'), State(2, 2)}}, &out).ok());
+  FieldList back;
+  ASSERT_TRUE(DecodeRowFields(out, &back).ok());
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].first.size(), 255u);
 }
 
 }  // namespace
