@@ -6,7 +6,11 @@
 //     MessagePack, each zstd-compressed when it pays),
 //   - applying 1,000 changes to a device's SQLite replica in one transaction,
 //   - a server accepting a push of 500 changes (validation, log, merge, commit
-//     with fsync): the server's ingest path.
+//     with fsync): the server's ingest path,
+//   - one page of a W1 bootstrap (500 rows of a rep's territory), step by
+//     step: the server reading it from its store, encoding it as blocks in
+//     a zstd MessagePack frame, the device decoding that frame and
+//     installing the rows in its replica.
 //
 //   build/fieldsync_micro_bench [--benchmark_filter=REGEX]
 #include <benchmark/benchmark.h>
@@ -18,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/workloads.h"
 #include "store/replica_store.h"
 #include "store/server_store.h"
 #include "sync/hlc.h"
@@ -200,6 +205,120 @@ void BM_ServerPush500(benchmark::State& state) {
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_ServerPush500)->Unit(benchmark::kMillisecond);
+
+// One W1 territory (at a tenth of its size: 6,700 rows) on a server, read
+// back as the snapshot pages a rep's bootstrap asks for.
+struct SnapshotPages {
+  std::string dir;
+  store::ServerStore server;
+  std::string keys;  // the rep's scope, as the server passes it to ReadState
+  std::vector<std::vector<RowState>> pages;
+  std::vector<std::string> frames;  // each page as the server sends it
+};
+
+const size_t kPageRows = 500;
+
+std::string PageFrame(const std::vector<RowState>& rows) {
+  json reply = {{"type", msg::kSnapshot}, {"id", 1}, {"cursor", 1}, {"more", true}, {"head", 1}};
+  reply["blocks"] = SnapshotBlocksToJson(rows);
+  return EncodeFrame(reply, Encoding::kMsgPack);
+}
+
+SnapshotPages& W1Pages() {
+  static SnapshotPages* p = [] {
+    auto* p = new SnapshotPages;
+    p->dir = TempDir();
+    if (!p->server.Open(p->dir + "/server.db", FieldSales(), 0x5e4e).ok()) std::abort();
+    store::User rep{"rep-0", store::Role::kRep, "team-1", "Hunan", "Rep 0", true};
+    if (!p->server.PutUser(rep).ok()) std::abort();
+    Rows t = MakeTerritory(42, 0.1, "t0-", rep.id);
+    HybridClock clock(p->server.node());
+    std::vector<Change> applied;
+    if (!p->server.WriteRows(t.rows, SystemMillis(), &clock, &applied).ok()) std::abort();
+    store::Scope scope;
+    if (!p->server.ComputeScope({rep, "dev-0"}, &scope).ok()) std::abort();
+    p->keys = scope.KeysJson();
+    std::string at, after;
+    for (bool more = true; more;) {
+      std::vector<RowState> rows;
+      if (!p->server.store().ReadState(at, after, kPageRows, &rows, &more, p->keys).ok() || rows.empty()) std::abort();
+      at = rows.back().table;
+      after = rows.back().row;
+      p->frames.push_back(PageFrame(rows));
+      p->pages.push_back(std::move(rows));
+    }
+    return p;
+  }();
+  return *p;
+}
+
+void BM_SnapshotReadPage(benchmark::State& state) {
+  SnapshotPages& p = W1Pages();
+  size_t k = 0, rows = 0;
+  for (auto _ : state) {
+    std::string at = k == 0 ? "" : p.pages[k - 1].back().table, after = k == 0 ? "" : p.pages[k - 1].back().row;
+    std::vector<RowState> page;
+    bool more = false;
+    if (!p.server.store().ReadState(at, after, kPageRows, &page, &more, p.keys).ok()) state.SkipWithError("read failed");
+    rows += page.size();
+    k = (k + 1) % p.pages.size();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(rows));
+}
+BENCHMARK(BM_SnapshotReadPage)->Unit(benchmark::kMillisecond);
+
+void BM_SnapshotEncodePage(benchmark::State& state) {
+  SnapshotPages& p = W1Pages();
+  size_t k = 0, rows = 0, bytes = 0;
+  for (auto _ : state) {
+    bytes += PageFrame(p.pages[k]).size();
+    rows += p.pages[k].size();
+    k = (k + 1) % p.pages.size();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(rows));
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_SnapshotEncodePage)->Unit(benchmark::kMillisecond);
+
+void BM_SnapshotDecodePage(benchmark::State& state) {
+  SnapshotPages& p = W1Pages();
+  size_t k = 0, rows = 0;
+  for (auto _ : state) {
+    json reply;
+    std::vector<RowState> page;
+    if (!DecodeFrame(p.frames[k], Limits{}, &reply).ok() || !SnapshotBlocksFromJson(reply["blocks"], &page).ok())
+      state.SkipWithError("decode failed");
+    rows += page.size();
+    k = (k + 1) % p.frames.size();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(rows));
+}
+BENCHMARK(BM_SnapshotDecodePage)->Unit(benchmark::kMillisecond);
+
+// Into a fresh replica, one transaction (with its fsync) per page, as the
+// SDK installs them; the replica is emptied whenever the territory is in.
+void BM_SnapshotInstallPage(benchmark::State& state) {
+  SnapshotPages& p = W1Pages();
+  std::string dir = TempDir();
+  store::Store s;
+  if (!s.Open(dir + "/replica.db", FieldSales()).ok()) std::abort();
+  size_t k = 0, rows = 0;
+  for (auto _ : state) {
+    if (k == 0) {
+      state.PauseTiming();
+      if (!s.ClearState().ok()) state.SkipWithError("clear failed");
+      state.ResumeTiming();
+    }
+    store::Transaction tx(&s.db());
+    if (!s.InstallState(p.pages[k]).ok() || !tx.Commit().ok()) state.SkipWithError("install failed");
+    rows += p.pages[k].size();
+    k = (k + 1) % p.pages.size();
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(rows));
+  s.Close();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_SnapshotInstallPage)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace fieldsync::bench

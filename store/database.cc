@@ -210,4 +210,15 @@ Status Transaction::Commit() {
   return st;
 }
 
+ReadTransaction::ReadTransaction(Database* db) : db_(db) {
+  if (!db_->is_open() || !sqlite3_get_autocommit(db_->raw())) return;
+  status_ = db_->Exec("BEGIN");
+  own_ = status_.ok();
+}
+
+ReadTransaction::~ReadTransaction() {
+  // Nothing was written: ending it either way releases the read lock.
+  if (own_ && !db_->Exec("COMMIT").ok()) db_->Exec("ROLLBACK");
+}
+
 }  // namespace fieldsync::store

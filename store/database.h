@@ -129,4 +129,23 @@ class Transaction {
   Status status_;
 };
 
+// A read transaction (BEGIN DEFERRED) for many reads, ended on destruction;
+// nothing when the connection is already inside a transaction. Outside one,
+// every statement takes and drops the WAL read lock itself (fcntl calls on
+// the -shm file: a sixth of a snapshot page's CPU), and two statements may
+// see two different states of the file.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(Database* db);
+  ~ReadTransaction();
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+  const Status& status() const { return status_; }
+
+ private:
+  Database* db_;
+  bool own_ = false;
+  Status status_;
+};
+
 }  // namespace fieldsync::store

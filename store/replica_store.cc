@@ -631,7 +631,7 @@ Status Store::GetRow(const std::string& table, const std::string& id, json* row)
   Status st;
   const TableDef* t = Table(table, &st);
   if (!t) return st;
-  Statement& s = db_.Prepare(SelectList(*t) + " WHERE id=?", &st);
+  Statement& s = db_.Prepare(row_select_sql_[t - schema_.tables().data()], &st);
   if (!st.ok()) return st;
   s.Bind(1, id);
   if (!s.Step()) {
@@ -969,6 +969,9 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
   out->clear();
   *more = false;
   if (max_rows == 0) max_rows = 1;
+  // One read lock for the page, and one state of the file for all of it.
+  ReadTransaction rt(&db_);
+  if (!rt.status().ok()) return rt.status();
   if (!keys_json.empty() && rows_json.empty()) return ReadScopedState(after_table, after_row, max_rows, out, more, keys_json);
   const bool scoped = !keys_json.empty(), listed = !rows_json.empty();
   std::string in_scope =
@@ -1073,55 +1076,49 @@ Status Store::ReadScopedState(const std::string& after_table, const std::string&
     // loads them all at once.
     std::string t0 = ki == first ? from_table : "", r0 = ki == first ? from_row : "";
     for (;;) {
-      std::vector<std::pair<std::string, std::string>> ids;
+      // Each candidate's fields and tombstone come with it: one statement
+      // step per row, not three lookups.
       Statement& s = db_.Prepare(
-          "SELECT tbl, row_id FROM fs_rows WHERE key=? AND (tbl, row_id) > (?, ?) ORDER BY tbl, row_id LIMIT ?", &st);
+          "SELECT r.tbl, r.row_id, f.fields, t.hlc, t.node, t.seen FROM fs_rows r "
+          "LEFT JOIN fs_row_fields f ON f.tbl=r.tbl AND f.row_id=r.row_id "
+          "LEFT JOIN fs_tombstones t ON t.tbl=r.tbl AND t.row_id=r.row_id "
+          "WHERE r.key=? AND (r.tbl, r.row_id) > (?, ?) ORDER BY r.tbl, r.row_id LIMIT ?",
+          &st);
       if (!st.ok()) return st;
       s.Bind(1, keys[ki]).Bind(2, t0).Bind(3, r0).Bind(4, static_cast<int64_t>(max_rows + 1));
-      while (s.Step()) ids.emplace_back(s.Text(0), s.Text(1));
-      st = s.status();
-      s.Reset();
-      if (!st.ok()) return st;
-      for (auto& [t, r] : ids) {
+      size_t candidates = 0;
+      Status decoded;
+      while (decoded.ok() && s.Step()) {
+        ++candidates;
+        t0 = s.Text(0);
+        r0 = s.Text(1);
         RowState row;
-        bool exists = false;
-        if (!(st = ReadRowState(t, r, &row, &exists)).ok()) return st;
-        if (!exists) continue;
+        if (!s.IsNull(2)) decoded = DecodeRowFields(s.Bytes(2), &row.fields);
+        if (!decoded.ok()) {
+          decoded = Status::Corruption(decoded.message() + " (" + t0 + "/" + r0 + ")");
+          break;
+        }
+        if (row.fields.empty()) {
+          if (s.IsNull(3)) continue;  // a key no row or tombstone holds any more
+          row.deleted = true;
+          TombstoneFromColumns(s, 3, &row.tomb_stamp, &row.tomb_seen);
+        }
         if (out->size() == max_rows) {
           *more = true;
           break;
         }
+        row.table = t0;
+        row.row = r0;
         out->push_back(std::move(row));
       }
-      if (*more || ids.size() < max_rows + 1) break;
-      t0 = ids.back().first;
-      r0 = ids.back().second;
+      st = s.status();
+      s.Reset();
+      if (!st.ok()) return st;
+      if (!decoded.ok()) return decoded;
+      if (*more || candidates < max_rows + 1) break;
     }
   }
   return ReadValues(out);
-}
-
-Status Store::ReadRowState(const std::string& table, const std::string& row, RowState* out, bool* exists) {
-  *exists = false;
-  out->table = table;
-  out->row = row;
-  Status st;
-  if (!(st = LoadFields(table, row, &out->fields)).ok()) return st;
-  if (!out->fields.empty()) {
-    *exists = true;
-    return Status::OK();
-  }
-  Statement& d = db_.Prepare("SELECT hlc, node, seen FROM fs_tombstones WHERE tbl=? AND row_id=?", &st);
-  if (!st.ok()) return st;
-  d.Bind(1, table).Bind(2, row);
-  if (d.Step()) {
-    out->deleted = true;
-    TombstoneFromColumns(d, 0, &out->tomb_stamp, &out->tomb_seen);
-    *exists = true;
-  }
-  st = d.status();
-  d.Reset();
-  return st;
 }
 
 Status Store::ReadValues(std::vector<RowState>* rows) {
@@ -1131,9 +1128,9 @@ Status Store::ReadValues(std::vector<RowState>* rows) {
     if (r.deleted) continue;
     const TableDef* t = schema_.Find(r.table);
     if (!t) continue;
-    Statement& s = db_.Prepare(SelectList(*t) + " WHERE id=?", &st);
+    Statement& s = db_.Prepare(row_select_sql_[t - schema_.tables().data()], &st);
     if (!st.ok()) return st;
-    s.Bind(1, r.row);
+    s.BindRef(1, r.row);
     if (s.Step()) {
       for (auto& [name, f] : r.fields)
         if (const ColumnDef* c = t->Find(name)) f.value = ReadValue(s, c->index + 1, *c);

@@ -194,8 +194,6 @@ class Store {
   Status ReadRow(const TableDef& t, Statement& s, json* row);
   Status ReadScopedState(const std::string& after_table, const std::string& after_row, size_t max_rows,
                          std::vector<RowState>* out, bool* more, const std::string& keys_json);
-  // One row's fields, or its tombstone; *exists false for neither.
-  Status ReadRowState(const std::string& table, const std::string& row, RowState* out, bool* exists);
   // Fills in the materialized values of the rows' fields.
   Status ReadValues(std::vector<RowState>* rows);
   const TableDef* Table(const std::string& name, Status* st) const;

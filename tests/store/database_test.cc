@@ -165,6 +165,35 @@ TEST_F(DatabaseTest, NestedTransactionFailsWithoutDisturbingTheOuterOne) {
   EXPECT_EQ(ValueOf(reopened, "outer"), 1);
 }
 
+// A read transaction sees one state of the file for all its reads, and
+// inside a write transaction it is nothing: it neither fails nor ends it.
+TEST_F(DatabaseTest, ReadTransactionReadsOneStateAndLeavesAnOuterTransactionAlone) {
+  OpenWithTable();
+  ASSERT_TRUE(Insert(db_, "a", 1).ok());
+  Database other;
+  ASSERT_TRUE(other.Open(path_).ok());
+  {
+    ReadTransaction rt(&db_);
+    ASSERT_TRUE(rt.status().ok()) << rt.status().ToString();
+    EXPECT_EQ(Count(db_), 1);
+    ASSERT_TRUE(Insert(other, "b", 2).ok());  // committed by another connection
+    EXPECT_EQ(Count(db_), 1);                 // not seen inside the read transaction
+  }
+  EXPECT_EQ(Count(db_), 2);  // seen once it has ended
+  other.Close();
+
+  Transaction tx(&db_);
+  ASSERT_TRUE(tx.status().ok());
+  ASSERT_TRUE(Insert(db_, "c", 3).ok());
+  {
+    ReadTransaction rt(&db_);
+    EXPECT_TRUE(rt.status().ok());
+    EXPECT_EQ(Count(db_), 3);
+  }
+  ASSERT_TRUE(tx.Commit().ok());  // the outer transaction was still open
+  EXPECT_EQ(ValueOf(db_, "c"), 3);
+}
+
 TEST_F(DatabaseTest, PrepareOfBadSqlReturnsAnErrorStatus) {
   OpenWithTable();
   Status st;

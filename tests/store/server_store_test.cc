@@ -9,7 +9,9 @@
 
 #include <filesystem>
 #include <memory>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -686,6 +688,101 @@ TEST_F(ServerStoreTest, AServerWithHistoryFromBeforeRegistrationWaitsOneRetentio
   EXPECT_EQ(h, 0);  // a device that has not reconnected since may be at 0
   ASSERT_TRUE(ss_.Horizon(now + 2 * kMinute, kMinute, &h).ok());
   EXPECT_EQ(h, 2);  // a retention later, unseen devices count as gone
+}
+
+// ---- scoped snapshot pages -----------------------------------------------------
+
+// A rep's snapshot pages hold exactly the live rows and tombstones of their
+// scope, each once, with the same fields and values an unscoped read gives,
+// however small the pages.
+TEST(ServerStoreScoped, ScopedPagesHoldExactlyTheScopesRowsAndTombstones) {
+  constexpr const char* kScoped = R"({"name": "scoped", "version": 1, "tables": [
+    {"name": "accounts", "scope": {"rule": "assignee", "column": "rep"}, "columns": [
+      {"name": "name", "type": "text"}, {"name": "rep", "type": "text"},
+      {"name": "notes", "type": "text", "merge": "mv"}]},
+    {"name": "contacts", "parent": {"column": "account_id", "table": "accounts"}, "scope": {"rule": "parent"},
+     "columns": [{"name": "account_id", "type": "text"}, {"name": "name", "type": "text"}]}
+  ]})";
+  Schema schema;
+  ASSERT_TRUE(Schema::ParseText(kScoped, &schema).ok());
+  char tmpl[] = "/tmp/fieldsync_server_scoped_test_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  {
+    ServerStore ss;
+    ASSERT_TRUE(ss.Open(dir + "/server.db", schema).ok());
+    HybridClock clock(ss.node());
+    User a{"rep-a", Role::kRep, "team-1", "Hunan", "A", true}, b{"rep-b", Role::kRep, "team-1", "Hunan", "B", true};
+    ASSERT_TRUE(ss.PutUser(a).ok());
+    ASSERT_TRUE(ss.PutUser(b).ok());
+    std::vector<json> rows;
+    for (int k = 0; k < 6; ++k)
+      rows.push_back({{"table", "accounts"}, {"id", "a" + std::to_string(k)}, {"name", "Store " + std::to_string(k)},
+                      {"rep", k % 2 == 0 ? "rep-a" : "rep-b"}, {"notes", "note " + std::to_string(k)}});
+    for (int k = 0; k < 24; ++k)
+      rows.push_back({{"table", "contacts"}, {"id", "c" + std::to_string(k)}, {"account_id", "a" + std::to_string(k % 6)},
+                      {"name", "Contact " + std::to_string(k)}});
+    std::vector<Change> applied;
+    ASSERT_TRUE(ss.WriteRows(rows, SystemMillis(), &clock, &applied).ok());
+    // Deleted rows of both reps: a device must hear of its own deletes.
+    std::vector<Change> dels;
+    for (const char* id : {"c0", "c6", "c1", "c13"}) {
+      Change d;
+      d.table = "contacts";
+      d.row = id;
+      d.op = Op::kDelete;
+      d.stamp = {clock.Now(), 0xD1};
+      dels.push_back(d);
+    }
+    std::vector<PushResult> results;
+    ASSERT_TRUE(ss.ApplyBatch(dels, SystemMillis(), &clock, &results, &applied).ok());
+    ASSERT_EQ(applied.size(), dels.size());
+
+    std::vector<RowState> all;
+    bool more = false;
+    ASSERT_TRUE(ss.store().ReadState("", "", 1000, &all, &more).ok());
+    ASSERT_FALSE(more);
+    ASSERT_EQ(all.size(), 30u);
+    std::map<std::string, const RowState*> expected;  // "table/id" of rep-a's rows
+    for (const auto& r : all) {
+      int account = r.table == "accounts" ? std::stoi(r.row.substr(1)) : std::stoi(r.row.substr(1)) % 6;
+      if (account % 2 == 0) expected[r.table + "/" + r.row] = &r;
+    }
+    ASSERT_EQ(expected.size(), 15u);  // 3 accounts, 12 contacts (2 of them deleted)
+
+    Scope scope;
+    ASSERT_TRUE(ss.ComputeScope({a, "dev-a"}, &scope).ok());
+    for (size_t page_rows : {1, 2, 7, 100}) {
+      std::set<std::string> got;
+      std::string at, after;
+      size_t tombstones = 0, pages = 0;
+      for (more = true; more;) {
+        std::vector<RowState> page;
+        Status st = ss.store().ReadState(at, after, page_rows, &page, &more, scope.KeysJson());
+        ASSERT_TRUE(st.ok()) << st.ToString();
+        ASSERT_LE(page.size(), page_rows);
+        ASSERT_TRUE(!page.empty() || !more);
+        ASSERT_LE(++pages, 20u);
+        for (const auto& r : page) {
+          std::string name = r.table + "/" + r.row;
+          EXPECT_TRUE(got.insert(name).second) << name << " twice, pages of " << page_rows;
+          auto it = expected.find(name);
+          ASSERT_NE(it, expected.end()) << name << " is not rep-a's";
+          EXPECT_EQ(r.deleted, it->second->deleted) << name;
+          EXPECT_EQ(RowStateToJson(r), RowStateToJson(*it->second)) << name;
+          tombstones += r.deleted;
+        }
+        if (!page.empty()) {
+          at = page.back().table;
+          after = page.back().row;
+        }
+      }
+      EXPECT_EQ(got.size(), expected.size()) << "pages of " << page_rows;
+      EXPECT_EQ(tombstones, 2u) << "pages of " << page_rows;
+    }
+    ss.Close();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

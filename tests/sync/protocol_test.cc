@@ -714,7 +714,7 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
   std::mt19937_64 rng(7);
   const std::vector<std::string> tables = {"accounts", "store_check_lines", "visits"};
   const std::vector<std::string> columns = {"facings", "notes", "on_shelf", "shelf_price", "stock_status"};
-  const std::vector<json> values = {json(), json(4), json(-3), json(12.5), json("short"), json(true),
+  const std::vector<json> values = {json(), json(4), json(-3), json(12.5), json(0.0), json(-0.0), json("short"), json(true),
                                     json::array({"a", "b"}), json("\xe4\xb8\x8a")};
   const Hlc t0 = MakeHlc(kT0, 0);
   for (int page = 0; page < 300; ++page) {
@@ -756,6 +756,17 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
               // number type: it must travel as it is.
               if (f.value.is_number_integer()) {
                 write["v"] = f.value.get<double>();
+                f.crdt = json::array({write});
+              }
+              break;
+            case 7:
+              // 0.0 against -0.0 (== again, different text), and an
+              // unsigned integer against a signed one (the same text).
+              if (f.value.is_number_float() && f.value.get<double>() == 0) {
+                write["v"] = -f.value.get<double>();
+                f.crdt = json::array({write});
+              } else if (f.value.is_number_integer() && f.value.get<int64_t>() >= 0) {
+                write["v"] = f.value.get<uint64_t>();
                 f.crdt = json::array({write});
               }
               break;
