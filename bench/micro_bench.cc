@@ -295,6 +295,19 @@ void BM_SnapshotDecodePage(benchmark::State& state) {
 }
 BENCHMARK(BM_SnapshotDecodePage)->Unit(benchmark::kMillisecond);
 
+// The frame alone (zstd, MessagePack to a JSON tree), without the blocks
+// to rows: what a device must do before it can ask for the next page.
+void BM_SnapshotDecodeFrame(benchmark::State& state) {
+  SnapshotPages& p = W1Pages();
+  size_t k = 0;
+  for (auto _ : state) {
+    json reply;
+    if (!DecodeFrame(p.frames[k], Limits{}, &reply).ok()) state.SkipWithError("decode failed");
+    k = (k + 1) % p.frames.size();
+  }
+}
+BENCHMARK(BM_SnapshotDecodeFrame)->Unit(benchmark::kMillisecond);
+
 // Into a fresh replica, one transaction (with its fsync) per page, as the
 // SDK installs them; the replica is emptied whenever the territory is in.
 void BM_SnapshotInstallPage(benchmark::State& state) {

@@ -17,7 +17,7 @@ namespace {
 
 // 1: one fs_fields row per field. 2: one fs_row_fields row per row, its
 // fields packed (store/row_fields.h); a format-1 file is converted on open.
-constexpr int64_t kFormatVersion = 2;
+constexpr int64_t kFormatVersion = 3;
 
 std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }
 
@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS fs_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WI
 CREATE TABLE IF NOT EXISTS fs_row_fields(
   tbl TEXT NOT NULL, row_id TEXT NOT NULL, fields BLOB NOT NULL,
   PRIMARY KEY(tbl, row_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fs_columns(
+  tbl TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL,
+  PRIMARY KEY(tbl, idx), UNIQUE(tbl, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS fs_tombstones(
   tbl TEXT NOT NULL, row_id TEXT NOT NULL, hlc INTEGER NOT NULL, node INTEGER NOT NULL,
   seen TEXT NOT NULL DEFAULT '{}',
@@ -179,7 +182,16 @@ Status Store::CreateTables() {
   if (format > kFormatVersion)
     return Status(Code::kUnsupported, "file format " + std::to_string(format) + " is newer than this build's " +
                                           std::to_string(kFormatVersion));
+  // Every column the schema declares has its number before any entry is
+  // written; a conversion numbers what else it finds.
+  if (!(st = LoadNames()).ok()) return st;
+  for (const auto& t : schema_.tables()) {
+    FieldList columns;
+    for (const auto& c : t.columns) columns.emplace_back(c.name, FieldState{});
+    if (!(st = NumberNames(t.name, columns)).ok()) return st;
+  }
   if (!(st = MigrateFieldTable()).ok()) return st;
+  if (format == 2 && !(st = ConvertRowFieldsFromFormat2()).ok()) return st;
   if (!(st = SetMetaInt("format", kFormatVersion)).ok()) return st;
   if (!(st = SetMeta("schema_fingerprint", schema_.fingerprint())).ok()) return st;
   if (!(st = SetMeta("schema", schema_.document().dump())).ok()) return st;
@@ -242,7 +254,7 @@ Status Store::LoadFields(const std::string& table, const std::string& row, Field
   if (!st.ok()) return st;
   s.BindRef(1, table).BindRef(2, row);
   Status decoded;
-  if (s.Step()) decoded = DecodeRowFields(s.Bytes(0), out);
+  if (s.Step()) decoded = DecodeRowFields(s.Bytes(0), NamesOf(table), out);
   st = s.status();
   s.Reset();
   if (!st.ok()) return st;
@@ -252,7 +264,7 @@ Status Store::LoadFields(const std::string& table, const std::string& row, Field
 
 Status Store::SaveFields(const std::string& table, const std::string& row, const FieldList& fields) {
   std::string blob;
-  if (Status st = EncodeRowFields(fields, &blob); !st.ok()) return st;
+  if (Status st = EncodeRowFields(fields, NamesOf(table), &blob); !st.ok()) return st;
   if (blob.empty()) return DropFields(table, row);
   Status st;
   Statement& s = db_.Prepare(
@@ -324,7 +336,8 @@ Status Store::MigrateFieldTable() {
   while (s.Step()) {
     std::string t = s.Text(0), r = s.Text(1);
     if (t != table || r != row) {
-      if (!fields.empty() && !(st = SaveFields(table, row, fields)).ok()) break;
+      if (!fields.empty() && (!(st = NumberNames(table, fields)).ok() || !(st = SaveFields(table, row, fields)).ok()))
+        break;
       fields.clear();
       table = std::move(t);
       row = std::move(r);
@@ -334,8 +347,75 @@ Status Store::MigrateFieldTable() {
   if (st.ok()) st = s.status();
   s.Reset();
   if (!st.ok()) return st;
-  if (!fields.empty() && !(st = SaveFields(table, row, fields)).ok()) return st;
+  if (!fields.empty() && (!(st = NumberNames(table, fields)).ok() || !(st = SaveFields(table, row, fields)).ok()))
+    return st;
   return db_.Exec("DROP TABLE fs_fields");
+}
+
+Status Store::ConvertRowFieldsFromFormat2() {
+  // In key-ordered batches: rows are rewritten between reads, never while
+  // a statement walks the table.
+  std::string t0, r0;
+  Status st;
+  for (;;) {
+    std::vector<std::pair<std::pair<std::string, std::string>, FieldList>> batch;
+    Statement& s = db_.Prepare(
+        "SELECT tbl, row_id, fields FROM fs_row_fields WHERE (tbl, row_id) > (?, ?) ORDER BY tbl, row_id LIMIT 1000", &st);
+    if (!st.ok()) return st;
+    s.Bind(1, t0).Bind(2, r0);
+    Status decoded;
+    while (decoded.ok() && s.Step()) {
+      batch.push_back({{s.Text(0), s.Text(1)}, {}});
+      decoded = DecodeRowFieldsV2(s.Bytes(2), &batch.back().second);
+    }
+    st = s.status();
+    s.Reset();
+    if (!st.ok()) return st;
+    const auto& last = batch.empty() ? std::pair<std::string, std::string>() : batch.back().first;
+    if (!decoded.ok()) return Status::Corruption(decoded.message() + " (" + last.first + "/" + last.second + ")");
+    if (batch.empty()) return Status::OK();
+    for (const auto& [key, fields] : batch)
+      if (!(st = NumberNames(key.first, fields)).ok() || !(st = SaveFields(key.first, key.second, fields)).ok()) return st;
+    t0 = last.first;
+    r0 = last.second;
+  }
+}
+
+Status Store::LoadNames() {
+  names_.clear();
+  Status st;
+  Statement& s = db_.Prepare("SELECT tbl, idx, name FROM fs_columns ORDER BY tbl, idx", &st);
+  if (!st.ok()) return st;
+  bool dense = true;
+  while (dense && s.Step()) {
+    FieldNames& names = names_[s.Text(0)];
+    int64_t idx = s.Int(1);
+    dense = idx == static_cast<int64_t>(names.size()) && names.Add(s.Text(2)) == idx;
+  }
+  st = s.status();
+  s.Reset();
+  if (!st.ok()) return st;
+  return dense ? Status::OK() : Status::Corruption("fs_columns: a table's column numbers must be 0, 1, 2... and distinct");
+}
+
+Status Store::NumberNames(const std::string& table, const FieldList& fields) {
+  FieldNames& names = names_[table];
+  Status st;
+  for (const auto& [name, f] : fields) {
+    if (names.Find(name) >= 0) continue;
+    Statement& s = db_.Prepare("INSERT INTO fs_columns(tbl, idx, name) VALUES(?, ?, ?)", &st);
+    if (!st.ok()) return st;
+    s.Bind(1, table).Bind(2, static_cast<int64_t>(names.size())).Bind(3, name);
+    if (!(st = s.Run()).ok()) return st;
+    names.Add(name);
+  }
+  return Status::OK();
+}
+
+const FieldNames& Store::NamesOf(const std::string& table) const {
+  static const FieldNames kNone;
+  auto it = names_.find(table);
+  return it == names_.end() ? kNone : it->second;
 }
 
 Status Store::WriteColumn(const TableDef& t, const ColumnDef& col, const std::string& row, const json& v) {
@@ -996,7 +1076,7 @@ Status Store::ReadState(const std::string& after_table, const std::string& after
       live.emplace_back();
       live.back().table = s.Text(0);
       live.back().row = s.Text(1);
-      decoded = DecodeRowFields(s.Bytes(2), &live.back().fields);
+      decoded = DecodeRowFields(s.Bytes(2), NamesOf(live.back().table), &live.back().fields);
     }
     st = s.status();
     s.Reset();
@@ -1093,7 +1173,7 @@ Status Store::ReadScopedState(const std::string& after_table, const std::string&
         t0 = s.Text(0);
         r0 = s.Text(1);
         RowState row;
-        if (!s.IsNull(2)) decoded = DecodeRowFields(s.Bytes(2), &row.fields);
+        if (!s.IsNull(2)) decoded = DecodeRowFields(s.Bytes(2), NamesOf(t0), &row.fields);
         if (!decoded.ok()) {
           decoded = Status::Corruption(decoded.message() + " (" + t0 + "/" + r0 + ")");
           break;

@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "store/database.h"
@@ -187,6 +188,18 @@ class Store {
                        FieldList* others, std::vector<json>* current);
   // A format-1 file's fs_fields, one row per field, into fs_row_fields.
   Status MigrateFieldTable();
+  // A format-2 file's fs_row_fields entries (names and stamps written out)
+  // rewritten in format 3's layout.
+  Status ConvertRowFieldsFromFormat2();
+  // Reads fs_columns into names_; Corruption when its numbers are not
+  // 0, 1, 2... per table.
+  Status LoadNames();
+  // Numbers, in fs_columns and names_, the names of `fields` the table's
+  // list lacks. Only Open does this (the schema's columns, and what a
+  // conversion finds): at run time every name written is one of those.
+  Status NumberNames(const std::string& table, const FieldList& fields);
+  // The table's column numbers; an empty list for a table the file never held.
+  const FieldNames& NamesOf(const std::string& table) const;
   Status SaveConflict(const ConflictRecord& r);
   Status ApplyDelete(const TableDef& t, const Change& c, ApplyOutcome* out);
   Status LoadTombstone(const std::string& table, const std::string& row, bool* found, Stamp* stamp,
@@ -202,6 +215,8 @@ class Store {
   Schema schema_;
   // Per table, in schema order: the whole-row upsert and the row by id.
   std::vector<std::string> row_upsert_sql_, row_select_sql_;
+  // fs_columns, by table: the numbers fs_row_fields entries name columns by.
+  std::unordered_map<std::string, FieldNames> names_;
 };
 
 // How a column value is stored in SQLite and read back.

@@ -39,44 +39,117 @@ bool GetVarint(std::string_view* in, uint64_t* v) {
   return false;
 }
 
+// Stamps as differences from the field before: zigzag, so that a field
+// a little older than the one before it is a byte too.
+uint64_t ZigZag(uint64_t d) { return (d << 1) ^ (0 - (d >> 63)); }
+uint64_t UnZigZag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+
+constexpr uint8_t kOwnNode = 1, kHasBase = 2, kHasState = 4, kKnownFlags = 7;
+
 }  // namespace
 
-Status EncodeRowFields(const FieldList& fields, std::string* out) {
-  std::vector<const std::pair<std::string, FieldState>*> order;
+int64_t FieldNames::Find(const std::string& name) const {
+  auto it = numbers_.find(name);
+  return it == numbers_.end() ? -1 : static_cast<int64_t>(it->second);
+}
+
+const std::string* FieldNames::Name(uint64_t number) const {
+  return number < names_.size() ? &names_[number] : nullptr;
+}
+
+uint32_t FieldNames::Add(const std::string& name) {
+  auto [it, added] = numbers_.emplace(name, static_cast<uint32_t>(names_.size()));
+  if (added) names_.push_back(name);
+  return it->second;
+}
+
+Status EncodeRowFields(const FieldList& fields, const FieldNames& names, std::string* out) {
+  struct Entry {
+    const std::pair<std::string, FieldState>* field;
+    uint64_t number;
+  };
+  std::vector<Entry> order;
   order.reserve(fields.size());
   for (const auto& f : fields) {
     if (!f.second.present) continue;
-    if (f.first.empty() || f.first.size() > 255)
-      return Status::InvalidArgument("fs_row_fields: a column name must be 1-255 bytes, not " +
-                                     std::to_string(f.first.size()));
-    order.push_back(&f);
+    int64_t number = names.Find(f.first);
+    if (number < 0) return Status::InvalidArgument("fs_row_fields: column '" + f.first + "' has no number in fs_columns");
+    order.push_back({&f, static_cast<uint64_t>(number)});
   }
   // Stable, so of two entries for one name the later stays later; the
   // dedupe below keeps it.
-  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->first < b->first; });
+  std::stable_sort(order.begin(), order.end(), [](const Entry& a, const Entry& b) { return a.field->first < b.field->first; });
+  if (order.empty()) return Status::OK();
+  Stamp prev = order.back().field->second.stamp;
+  for (size_t i = 0; i + 1 < order.size(); ++i)
+    if (order[i + 1].field->first != order[i].field->first) {
+      prev = order[i].field->second.stamp;
+      break;
+    }
+  // The header is the first field's stamp, so its own difference is zero.
+  PutFixed64(prev.hlc, out);
+  PutFixed64(prev.node, out);
   std::string crdt;
   for (size_t i = 0; i < order.size(); ++i) {
-    if (i + 1 < order.size() && order[i + 1]->first == order[i]->first) continue;
-    const auto& [name, f] = *order[i];
-    out->push_back(static_cast<char>(name.size()));
-    out->append(name);
-    // Fixed width: an hlc has 57 significant bits and a node id is random,
-    // so a varint would take 9 and 10 bytes.
-    PutFixed64(f.stamp.hlc, out);
-    PutFixed64(f.stamp.node, out);
-    PutVarint(f.base, out);
-    if (f.crdt.is_null()) {
-      PutVarint(0, out);
-    } else {
+    if (i + 1 < order.size() && order[i + 1].field->first == order[i].field->first) continue;
+    const FieldState& f = order[i].field->second;
+    PutVarint(order[i].number, out);
+    uint8_t flags = (f.stamp.node != prev.node ? kOwnNode : 0) | (f.base ? kHasBase : 0) |
+                    (f.crdt.is_null() ? 0 : kHasState);
+    out->push_back(static_cast<char>(flags));
+    PutVarint(ZigZag(f.stamp.hlc - prev.hlc), out);
+    if (flags & kOwnNode) PutFixed64(f.stamp.node, out);
+    if (flags & kHasBase) PutVarint(f.base, out);
+    if (flags & kHasState) {
       crdt = f.crdt.dump();
-      PutVarint(crdt.size() + 1, out);
+      PutVarint(crdt.size(), out);
       out->append(crdt);
     }
+    prev = f.stamp;
   }
   return Status::OK();
 }
 
-Status DecodeRowFields(std::string_view in, FieldList* out) {
+Status DecodeRowFields(std::string_view in, const FieldNames& names, FieldList* out) {
+  out->clear();
+  auto bad = [&](const char* why) {
+    out->clear();
+    return Status::Corruption(std::string("fs_row_fields: ") + why);
+  };
+  if (in.empty()) return Status::OK();
+  Stamp prev;
+  if (!GetFixed64(&in, &prev.hlc) || !GetFixed64(&in, &prev.node)) return bad("truncated row stamp");
+  if (in.empty()) return bad("a row stamp without fields");
+  while (!in.empty()) {
+    uint64_t number = 0, diff = 0;
+    if (!GetVarint(&in, &number)) return bad("truncated column number");
+    const std::string* name = names.Name(number);
+    if (!name) return bad("a column number fs_columns does not hold");
+    if (!out->empty() && !(out->back().first < *name)) return bad("column names out of order");
+    if (in.empty()) return bad("truncated field flags");
+    auto flags = static_cast<uint8_t>(in.front());
+    in.remove_prefix(1);
+    if (flags & ~kKnownFlags) return bad("unknown field flags");
+    FieldState f;
+    f.present = true;
+    if (!GetVarint(&in, &diff)) return bad("truncated field stamp");
+    f.stamp = {prev.hlc + UnZigZag(diff), prev.node};
+    if ((flags & kOwnNode) && !GetFixed64(&in, &f.stamp.node)) return bad("truncated field node");
+    if ((flags & kHasBase) && !GetVarint(&in, &f.base)) return bad("truncated field base");
+    if (flags & kHasState) {
+      uint64_t len = 0;
+      if (!GetVarint(&in, &len) || len > in.size()) return bad("truncated policy state");
+      f.crdt = json::parse(in.substr(0, len), nullptr, false);
+      in.remove_prefix(len);
+      if (f.crdt.is_discarded()) return bad("policy state is not JSON");
+    }
+    prev = f.stamp;
+    out->emplace_back(*name, std::move(f));
+  }
+  return Status::OK();
+}
+
+Status DecodeRowFieldsV2(std::string_view in, FieldList* out) {
   out->clear();
   auto bad = [&](const char* why) {
     out->clear();

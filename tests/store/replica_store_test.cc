@@ -83,6 +83,8 @@ class ReplicaStoreTest : public ::testing::Test {
   }
 
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  // The body of the AFormat*FileIsConvertedOnOpenAndMergesOn tests.
+  void ConvertsFromOlderFormat(int old_format);
 
   // Opens (or reopens) a store file; nullptr (and a test failure) on error.
   Store* OpenStore(const std::string& name, const Schema* schema = nullptr) {
@@ -1270,11 +1272,41 @@ std::string StateImage(Store* s) {
   return out;
 }
 
-// A file of format 1 kept one fs_fields row per field. Opening it converts
-// the fields into fs_row_fields, drops fs_fields and writes format 2; the
+// Format 2's fs_row_fields entry, names and stamps written out in full
+// (docs/storage.md 6.2), as an older build wrote it.
+std::string FormatTwoBlob(const FieldList& fields) {
+  auto put = [](uint64_t v, size_t bytes, bool varint, std::string* out) {
+    if (varint) {
+      for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+      out->push_back(static_cast<char>(v));
+      return;
+    }
+    for (size_t i = 0; i < bytes; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+  };
+  std::string out;
+  for (const auto& [name, f] : fields) {  // ReadState gives them in name order
+    out.push_back(static_cast<char>(name.size()));
+    out += name;
+    put(f.stamp.hlc, 8, false, &out);
+    put(f.stamp.node, 8, false, &out);
+    put(f.base, 0, true, &out);
+    std::string crdt = f.crdt.is_null() ? "" : f.crdt.dump();
+    put(f.crdt.is_null() ? 0 : crdt.size() + 1, 0, true, &out);
+    out += crdt;
+  }
+  return out;
+}
+
+// A file of format 1 kept one fs_fields row per field; format 2, one
+// fs_row_fields entry per row with names and stamps in full. Opening either
+// rewrites the entries in format 3 (columns numbered in fs_columns, a
+// column no schema declares any more included) and writes format 3; the
 // rows, stamps, policy states and conflicts read back exactly as before,
 // and merging goes on from them.
-TEST_F(ReplicaStoreTest, AFormatOneFileIsConvertedOnOpenAndMergesOn) {
+TEST_F(ReplicaStoreTest, AFormatOneFileIsConvertedOnOpenAndMergesOn) { ConvertsFromOlderFormat(1); }
+TEST_F(ReplicaStoreTest, AFormatTwoFileIsConvertedOnOpenAndMergesOn) { ConvertsFromOlderFormat(2); }
+
+void ReplicaStoreTest::ConvertsFromOlderFormat(int old_format) {
   Store* s = OpenStore("old.db");
   ASSERT_TRUE(s);
   ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Metro", {H(1), kA})).ok());
@@ -1299,7 +1331,34 @@ TEST_F(ReplicaStoreTest, AFormatOneFileIsConvertedOnOpenAndMergesOn) {
   ASSERT_TRUE(s->ReadState("", "", 100, &rows, &more).ok());
   CloseStore(s);
 
-  {  // Turn the file back into format 1, as an older build wrote it.
+  // A column an earlier schema had: its field state is kept as it is.
+  FieldState legacy;
+  legacy.present = true;
+  legacy.stamp = {H(8), kB};
+  legacy.base = H(1);
+  legacy.crdt = json::array({1, "x"});
+  ASSERT_EQ(rows[0].row, "a1");
+  auto& a1 = rows[0].fields;
+  a1.insert(std::find_if(a1.begin(), a1.end(), [](const auto& f) { return f.first > "legacy_col"; }),
+            {"legacy_col", legacy});
+  std::string with_legacy = state;
+  with_legacy.replace(0, with_legacy.find('\n'), RowStateToJson(rows[0]).dump());
+  if (old_format == 2) {
+    // Back to format 2: one entry per row, names and stamps in full, no fs_columns.
+    Database db;
+    ASSERT_TRUE(db.Open(Path("old.db")).ok());
+    Status st;
+    for (const auto& r : rows) {
+      if (r.deleted) continue;
+      Statement& up = db.Prepare("UPDATE fs_row_fields SET fields=? WHERE tbl=? AND row_id=?", &st);
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      std::string blob = FormatTwoBlob(r.fields);
+      up.BindBlobRef(1, blob).Bind(2, r.table).Bind(3, r.row);
+      ASSERT_TRUE(up.Run().ok());
+      ASSERT_EQ(db.Changes(), 1);
+    }
+    ASSERT_TRUE(db.Exec("DROP TABLE fs_columns; UPDATE fs_meta SET value='2' WHERE key='format'").ok());
+  } else {  // Back to format 1, as an older build wrote it.
     Database db;
     ASSERT_TRUE(db.Open(Path("old.db")).ok());
     ASSERT_TRUE(db.Exec("CREATE TABLE fs_fields(tbl TEXT NOT NULL, row_id TEXT NOT NULL, col TEXT NOT NULL, "
@@ -1321,7 +1380,7 @@ TEST_F(ReplicaStoreTest, AFormatOneFileIsConvertedOnOpenAndMergesOn) {
 
   s = OpenStore("old.db");
   ASSERT_TRUE(s);
-  EXPECT_EQ(StateImage(s), state);
+  EXPECT_EQ(StateImage(s), with_legacy);
   std::string after;
   ASSERT_TRUE(s->Dump([&](const json& r) { after += r.dump() + "\n"; }).ok());
   EXPECT_EQ(after, dump);
@@ -1332,7 +1391,7 @@ TEST_F(ReplicaStoreTest, AFormatOneFileIsConvertedOnOpenAndMergesOn) {
   q.Reset();
   int64_t format = 0;
   ASSERT_TRUE(s->GetMetaInt("format", 0, &format).ok());
-  EXPECT_EQ(format, 2);
+  EXPECT_EQ(format, 3);
   // The stamps came across: an older write loses, a newer one wins, and the
   // row's other fields stay.
   ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Older", {H(0), kB})).ok());
@@ -1367,6 +1426,29 @@ TEST_F(ReplicaStoreTest, PackedFieldsThatDoNotDecodeAreCorruption) {
   ASSERT_TRUE(q.Step());
   EXPECT_EQ(q.Text(0), "Metro");  // the refused merge wrote nothing
   q.Reset();
+}
+
+// The column numbers are the key to every entry: a file whose fs_columns
+// lost one (or whose last number moved) is refused when opened, not misread.
+TEST_F(ReplicaStoreTest, ColumnNumbersWithAGapAreRefusedOnOpen) {
+  for (const char* damage : {"DELETE FROM fs_columns WHERE tbl='accounts' AND idx=1",
+                             "UPDATE fs_columns SET idx=idx+1 WHERE tbl='accounts' AND idx=(SELECT max(idx) FROM "
+                             "fs_columns WHERE tbl='accounts')"}) {
+    std::string name = std::string("cols") + std::to_string(damage[0]) + ".db";
+    Store* s = OpenStore(name);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Metro", {H(1), kA})).ok());
+    Status st;
+    Statement& q = s->db().Prepare("SELECT count(*) FROM fs_columns WHERE tbl='accounts'", &st);
+    ASSERT_TRUE(q.Step());
+    EXPECT_EQ(q.Int(0), static_cast<int64_t>(schema_.Find("accounts")->columns.size()));
+    q.Reset();
+    ASSERT_TRUE(s->db().Exec(damage).ok());
+    CloseStore(s);
+    Store reopened;
+    st = reopened.Open(Path(name), schema_);
+    EXPECT_EQ(st.code(), Code::kCorruption) << damage << ": " << st.ToString();
+  }
 }
 
 }  // namespace
