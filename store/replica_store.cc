@@ -16,7 +16,9 @@ namespace fieldsync::store {
 namespace {
 
 // 1: one fs_fields row per field. 2: one fs_row_fields row per row, its
-// fields packed (store/row_fields.h); a format-1 file is converted on open.
+// fields packed with names and stamps in full. 3: columns by their number in
+// fs_columns, stamps by difference (store/row_fields.h). Older files are
+// converted on open.
 constexpr int64_t kFormatVersion = 3;
 
 std::string Quote(const std::string& ident) { return "\"" + ident + "\""; }

@@ -49,8 +49,9 @@ Status EncodeRowFields(const FieldList& fields, const FieldNames& names, std::st
 // Decodes what EncodeRowFields wrote, in name order, each field present
 // with a null value. Corruption (and *out cleared) for anything else: a
 // truncated entry, a varint over 64 bits, a column number `names` does not
-// hold, names out of order, an unknown flag, a stamp out of range, policy
-// state that is not JSON.
+// hold, names out of order, an unknown flag, policy state that is not JSON.
+// (It reads, without complaint, a few forms the encoder never writes: a
+// node flag for the same node, a base flag for base 0.)
 Status DecodeRowFields(std::string_view blob, const FieldNames& names, FieldList* out);
 
 // Format 2's blob (names and stamps written out in full), read only to

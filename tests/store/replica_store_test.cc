@@ -20,6 +20,7 @@
 #include <set>
 #include <span>
 #include <sstream>
+#include <map>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -1321,6 +1322,14 @@ void ReplicaStoreTest::ConvertsFromOlderFormat(int old_format) {
   ASSERT_TRUE(Apply(s, inc).ok());
   ASSERT_TRUE(Apply(s, Set("accounts", "a2", "name", "Gone", {H(6), kA})).ok());
   ASSERT_TRUE(Apply(s, Del("accounts", "a2", {H(7), kB}, {{kA, H(6)}})).ok());
+  {  // Enough rows that the conversion works in more than one batch.
+    Transaction tx(&s->db());
+    for (int i = 0; i < 1200; ++i) {
+      ApplyOutcome out;
+      ASSERT_TRUE(s->ApplyChange(Set("samples", "b" + std::to_string(10000 + i), "i", i, {H(100 + i), kA}), &out).ok());
+    }
+    ASSERT_TRUE(tx.Commit().ok());
+  }
   const std::string state = StateImage(s);
   ASSERT_NE(state.find("side door"), std::string::npos);
   std::string dump;
@@ -1328,7 +1337,8 @@ void ReplicaStoreTest::ConvertsFromOlderFormat(int old_format) {
   ASSERT_NE(dump.find("_conflicts"), std::string::npos);
   std::vector<RowState> rows;
   bool more = false;
-  ASSERT_TRUE(s->ReadState("", "", 100, &rows, &more).ok());
+  ASSERT_TRUE(s->ReadState("", "", 100000, &rows, &more).ok());
+  ASSERT_EQ(rows.size(), 1203u);
   CloseStore(s);
 
   // A column an earlier schema had: its field state is kept as it is.
@@ -1401,6 +1411,116 @@ void ReplicaStoreTest::ConvertsFromOlderFormat(int old_format) {
   EXPECT_EQ(row["name"], "Metro");
   EXPECT_EQ(row["employees"], 41);
   EXPECT_EQ(row["_conflicts"]["notes"].size(), 2u) << row.dump();
+  // The old column's state went through the merges untouched.
+  ASSERT_TRUE(s->ReadState("", "", 1, &rows, &more).ok());
+  ASSERT_EQ(rows.size(), 1u);
+  auto kept = std::find_if(rows[0].fields.begin(), rows[0].fields.end(), [](const auto& f) { return f.first == "legacy_col"; });
+  ASSERT_NE(kept, rows[0].fields.end());
+  EXPECT_EQ(kept->second.stamp, legacy.stamp);
+  EXPECT_EQ(kept->second.base, legacy.base);
+  EXPECT_EQ(kept->second.crdt, legacy.crdt);
+}
+
+// Column numbers survive schema changes: a column added (anywhere in the
+// list) gets the next number, a column dropped keeps its number, and every
+// entry means under each schema what it meant when it was written.
+TEST_F(ReplicaStoreTest, ColumnNumbersOutliveSchemaChanges) {
+  auto numbers = [&](Store* s) {
+    std::map<std::string, int64_t> out;
+    Status st;
+    Statement& q = s->db().Prepare("SELECT name, idx FROM fs_columns WHERE tbl='accounts'", &st);
+    while (q.Step()) out[q.Text(0)] = q.Int(1);
+    q.Reset();
+    return out;
+  };
+  auto fields = [&](Store* s) {
+    std::vector<RowState> rows;
+    bool more = false;
+    EXPECT_TRUE(s->ReadState("accounts", "", 1, &rows, &more).ok());
+    std::map<std::string, Hlc> out;
+    if (!rows.empty())
+      for (const auto& [name, f] : rows[0].fields) out[name] = f.stamp.hlc;
+    return out;
+  };
+  Store* s = OpenStore("evolve.db");
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Metro", {H(1), kA})).ok());
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "phone", "555", {H(2), kA})).ok());
+  const auto before = numbers(s);
+  ASSERT_EQ(before.size(), 5u);
+  CloseStore(s);
+
+  Schema next;
+  ASSERT_TRUE(Schema::ParseText(R"({"name": "store_test", "version": 2, "tables": [
+    {"name": "accounts", "columns": [
+      {"name": "zip", "type": "text"}, {"name": "name", "type": "text"},
+      {"name": "notes", "type": "text", "merge": "mv"}]}]})",
+                                &next)
+                  .ok());
+  s = OpenStore("evolve.db", &next);
+  ASSERT_TRUE(s);
+  auto after = numbers(s);
+  ASSERT_EQ(after.size(), 6u);
+  for (const auto& [name, idx] : before) EXPECT_EQ(after[name], idx) << name;
+  EXPECT_EQ(after["zip"], 5);
+  EXPECT_EQ(fields(s), (std::map<std::string, Hlc>{{"name", H(1)}, {"phone", H(2)}}));
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "zip", "410000", {H(3), kB})).ok());
+  EXPECT_EQ(fields(s), (std::map<std::string, Hlc>{{"name", H(1)}, {"phone", H(2)}, {"zip", H(3)}}));
+  CloseStore(s);
+
+  s = OpenStore("evolve.db");  // and back
+  ASSERT_TRUE(s);
+  EXPECT_EQ(numbers(s), after);
+  EXPECT_EQ(fields(s), (std::map<std::string, Hlc>{{"name", H(1)}, {"phone", H(2)}, {"zip", H(3)}}));
+  json row;
+  ASSERT_TRUE(s->GetRow("accounts", "a1", &row).ok());
+  EXPECT_EQ(row["phone"], "555");
+  CloseStore(s);
+}
+
+// A format-2 entry that does not decode stops the conversion: the open
+// fails with corruption and the file is left exactly as it was, format 2.
+TEST_F(ReplicaStoreTest, ADamagedFormatTwoEntryLeavesTheFileUnconverted) {
+  Store* s = OpenStore("damaged.db");
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(Apply(s, Set("accounts", "a1", "name", "Metro", {H(1), kA})).ok());
+  ASSERT_TRUE(Apply(s, Set("accounts", "a2", "name", "Hyper", {H(2), kA})).ok());
+  CloseStore(s);
+  auto image = [&](Database& db) {
+    std::string out;
+    Status st;
+    for (const char* sql : {"SELECT row_id || ':' || hex(fields) FROM fs_row_fields ORDER BY row_id",
+                            "SELECT value FROM fs_meta WHERE key='format'",
+                            "SELECT count(*) FROM sqlite_master WHERE name='fs_columns'"}) {
+      Statement& q = db.Prepare(sql, &st);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      while (q.Step()) out += q.Text(0) + "\n";
+      q.Reset();
+    }
+    return out;
+  };
+  std::string before;
+  {
+    Database db;
+    ASSERT_TRUE(db.Open(Path("damaged.db")).ok());
+    Status st;
+    Statement& up = db.Prepare("UPDATE fs_row_fields SET fields=? WHERE row_id=?", &st);
+    std::string good = FormatTwoBlob({{"name", FieldState{}}});  // a whole entry for a1
+    up.BindBlobRef(1, good).Bind(2, "a1");
+    ASSERT_TRUE(up.Run().ok());
+    ASSERT_TRUE(db.Exec("UPDATE fs_row_fields SET fields=x'046e616d65' WHERE row_id='a2'; DROP TABLE fs_columns; "
+                        "UPDATE fs_meta SET value='2' WHERE key='format'")
+                    .ok());
+    before = image(db);
+  }
+  Store reopened;
+  Status st = reopened.Open(Path("damaged.db"), schema_);
+  EXPECT_EQ(st.code(), Code::kCorruption) << st.ToString();
+  EXPECT_NE(st.message().find("accounts/a2"), std::string::npos) << st.ToString();
+  Database db;
+  ASSERT_TRUE(db.Open(Path("damaged.db")).ok());
+  EXPECT_EQ(image(db), before);
+  EXPECT_NE(before.find("\n2\n0\n"), std::string::npos) << before;
 }
 
 // A row's packed fields that do not decode are reported as corruption, by

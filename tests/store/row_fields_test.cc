@@ -160,10 +160,10 @@ TEST(RowFields, MalformedBlobsAreRefusedWhole) {
   refused(row + "\xa0\x8d\x06" + plain, "a number fs_columns does not hold");  // 100000
   refused(row + "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f" + plain, "a number past 64 bits");
   refused(row + a + "\x08" + std::string(1, '\0'), "an unknown flag");
-  refused(row + a + std::string(1, '\0') + std::string(10, '\xff') + "\x01", "an 11-byte difference");
+  refused(row + a + std::string(1, '\0') + std::string(10, '\xff') + "\x00", "an 11-byte difference");
   refused(row + a + std::string(1, '\0') + std::string(9, '\xff') + "\x02", "a 10th varint byte above 1");
   refused(row + a + "\x04" + std::string(1, '\0') + "\x02" "{x", "a state that is not JSON");
-  refused(row + a + "\x04" + std::string(1, '\0') + "\x00", "a state of no bytes");
+  refused(row + a + "\x04" + std::string(2, '\0'), "a state of no bytes");
   refused(row + a + "\x04" + std::string(1, '\0') + "\x09" "[]", "a state longer than the blob");
   refused(row + a + "\x01" + std::string(1, '\0') + std::string(7, '\x01'), "a node of 7 bytes");
   refused(row, "a row stamp without fields");

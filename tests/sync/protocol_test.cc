@@ -715,7 +715,8 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
   const std::vector<std::string> tables = {"accounts", "store_check_lines", "visits"};
   const std::vector<std::string> columns = {"facings", "notes", "on_shelf", "shelf_price", "stock_status"};
   const std::vector<json> values = {json(), json(4), json(-3), json(12.5), json(0.0), json(-0.0), json("short"), json(true),
-                                    json::array({"a", "b"}), json("\xe4\xb8\x8a")};
+                                    json::array({"a", "b"}), json("\xe4\xb8\x8a"), json(-1), json::array({5}),
+                                    json({{"k", 5}})};
   const Hlc t0 = MakeHlc(kT0, 0);
   for (int page = 0; page < 300; ++page) {
     std::vector<RowState> rows;
@@ -757,6 +758,12 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
               if (f.value.is_number_integer()) {
                 write["v"] = f.value.get<double>();
                 f.crdt = json::array({write});
+              } else if (f.value == json::array({5})) {  // the same, one level down
+                write["v"] = json::array({5.0});
+                f.crdt = json::array({write});
+              } else if (f.value.is_object()) {
+                write["v"] = {{"k", 5.0}};
+                f.crdt = json::array({write});
               }
               break;
             case 7:
@@ -767,6 +774,9 @@ TEST(SnapshotBlocks, AnyPageDecodesToTheSameRowsInTheSameOrder) {
                 f.crdt = json::array({write});
               } else if (f.value.is_number_integer() && f.value.get<int64_t>() >= 0) {
                 write["v"] = f.value.get<uint64_t>();
+                f.crdt = json::array({write});
+              } else if (f.value == json(-1)) {  // == to 2^64 - 1 once cast, another text
+                write["v"] = UINT64_MAX;
                 f.crdt = json::array({write});
               }
               break;
