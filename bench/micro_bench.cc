@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -214,6 +215,10 @@ struct SnapshotPages {
   std::string keys;  // the rep's scope, as the server passes it to ReadState
   std::vector<std::vector<RowState>> pages;
   std::vector<std::string> frames;  // each page as the server sends it
+  ~SnapshotPages() {
+    server.Close();
+    std::filesystem::remove_all(dir);
+  }
 };
 
 const size_t kPageRows = 500;
@@ -225,8 +230,9 @@ std::string PageFrame(const std::vector<RowState>& rows) {
 }
 
 SnapshotPages& W1Pages() {
-  static SnapshotPages* p = [] {
-    auto* p = new SnapshotPages;
+  // Built once, on first use; removed when the program ends.
+  static std::unique_ptr<SnapshotPages> p = [] {
+    auto p = std::make_unique<SnapshotPages>();
     p->dir = TempDir();
     if (!p->server.Open(p->dir + "/server.db", FieldSales(), 0x5e4e).ok()) std::abort();
     store::User rep{"rep-0", store::Role::kRep, "team-1", "Hunan", "Rep 0", true};
@@ -259,7 +265,10 @@ void BM_SnapshotReadPage(benchmark::State& state) {
     std::string at = k == 0 ? "" : p.pages[k - 1].back().table, after = k == 0 ? "" : p.pages[k - 1].back().row;
     std::vector<RowState> page;
     bool more = false;
-    if (!p.server.store().ReadState(at, after, kPageRows, &page, &more, p.keys).ok()) state.SkipWithError("read failed");
+    if (!p.server.store().ReadState(at, after, kPageRows, &page, &more, p.keys).ok()) {
+      state.SkipWithError("read failed");
+      break;
+    }
     rows += page.size();
     k = (k + 1) % p.pages.size();
   }
@@ -286,8 +295,10 @@ void BM_SnapshotDecodePage(benchmark::State& state) {
   for (auto _ : state) {
     json reply;
     std::vector<RowState> page;
-    if (!DecodeFrame(p.frames[k], Limits{}, &reply).ok() || !SnapshotBlocksFromJson(reply["blocks"], &page).ok())
+    if (!DecodeFrame(p.frames[k], Limits{}, &reply).ok() || !SnapshotBlocksFromJson(reply["blocks"], &page).ok()) {
       state.SkipWithError("decode failed");
+      break;
+    }
     rows += page.size();
     k = (k + 1) % p.frames.size();
   }
@@ -302,7 +313,10 @@ void BM_SnapshotDecodeFrame(benchmark::State& state) {
   size_t k = 0;
   for (auto _ : state) {
     json reply;
-    if (!DecodeFrame(p.frames[k], Limits{}, &reply).ok()) state.SkipWithError("decode failed");
+    if (!DecodeFrame(p.frames[k], Limits{}, &reply).ok()) {
+      state.SkipWithError("decode failed");
+      break;
+    }
     k = (k + 1) % p.frames.size();
   }
 }
@@ -319,11 +333,17 @@ void BM_SnapshotInstallPage(benchmark::State& state) {
   for (auto _ : state) {
     if (k == 0) {
       state.PauseTiming();
-      if (!s.ClearState().ok()) state.SkipWithError("clear failed");
+      if (!s.ClearState().ok()) {
+        state.SkipWithError("clear failed");
+        break;
+      }
       state.ResumeTiming();
     }
     store::Transaction tx(&s.db());
-    if (!s.InstallState(p.pages[k]).ok() || !tx.Commit().ok()) state.SkipWithError("install failed");
+    if (!s.InstallState(p.pages[k]).ok() || !tx.Commit().ok()) {
+      state.SkipWithError("install failed");
+      break;
+    }
     rows += p.pages[k].size();
     k = (k + 1) % p.pages.size();
   }
