@@ -187,11 +187,9 @@ Status Store::CreateTables() {
   // Every column the schema declares has its number before any entry is
   // written; a conversion numbers what else it finds.
   if (!(st = LoadNames()).ok()) return st;
-  for (const auto& t : schema_.tables()) {
-    FieldList columns;
-    for (const auto& c : t.columns) columns.emplace_back(c.name, FieldState{});
-    if (!(st = NumberNames(t.name, columns)).ok()) return st;
-  }
+  for (const auto& t : schema_.tables())
+    for (const auto& c : t.columns)
+      if (!(st = NumberName(t.name, c.name)).ok()) return st;
   if (!(st = MigrateFieldTable()).ok()) return st;
   if (format == 2 && !(st = ConvertRowFieldsFromFormat2()).ok()) return st;
   if (!(st = SetMetaInt("format", kFormatVersion)).ok()) return st;
@@ -338,8 +336,7 @@ Status Store::MigrateFieldTable() {
   while (s.Step()) {
     std::string t = s.Text(0), r = s.Text(1);
     if (t != table || r != row) {
-      if (!fields.empty() && (!(st = NumberNames(table, fields)).ok() || !(st = SaveFields(table, row, fields)).ok()))
-        break;
+      if (!fields.empty() && !(st = SaveConvertedFields(table, row, fields)).ok()) break;
       fields.clear();
       table = std::move(t);
       row = std::move(r);
@@ -349,8 +346,7 @@ Status Store::MigrateFieldTable() {
   if (st.ok()) st = s.status();
   s.Reset();
   if (!st.ok()) return st;
-  if (!fields.empty() && (!(st = NumberNames(table, fields)).ok() || !(st = SaveFields(table, row, fields)).ok()))
-    return st;
+  if (!fields.empty() && !(st = SaveConvertedFields(table, row, fields)).ok()) return st;
   return db_.Exec("DROP TABLE fs_fields");
 }
 
@@ -377,7 +373,7 @@ Status Store::ConvertRowFieldsFromFormat2() {
     if (!decoded.ok()) return Status::Corruption(decoded.message() + " (" + last.first + "/" + last.second + ")");
     if (batch.empty()) return Status::OK();
     for (const auto& [key, fields] : batch)
-      if (!(st = NumberNames(key.first, fields)).ok() || !(st = SaveFields(key.first, key.second, fields)).ok()) return st;
+      if (!(st = SaveConvertedFields(key.first, key.second, fields)).ok()) return st;
     t0 = last.first;
     r0 = last.second;
   }
@@ -400,18 +396,22 @@ Status Store::LoadNames() {
   return dense ? Status::OK() : Status::Corruption("fs_columns: a table's column numbers must be 0, 1, 2... and distinct");
 }
 
-Status Store::NumberNames(const std::string& table, const FieldList& fields) {
+Status Store::NumberName(const std::string& table, const std::string& name) {
   FieldNames& names = names_[table];
+  if (names.Find(name) >= 0) return Status::OK();
   Status st;
-  for (const auto& [name, f] : fields) {
-    if (names.Find(name) >= 0) continue;
-    Statement& s = db_.Prepare("INSERT INTO fs_columns(tbl, idx, name) VALUES(?, ?, ?)", &st);
-    if (!st.ok()) return st;
-    s.Bind(1, table).Bind(2, static_cast<int64_t>(names.size())).Bind(3, name);
-    if (!(st = s.Run()).ok()) return st;
-    names.Add(name);
-  }
+  Statement& s = db_.Prepare("INSERT INTO fs_columns(tbl, idx, name) VALUES(?, ?, ?)", &st);
+  if (!st.ok()) return st;
+  s.Bind(1, table).Bind(2, static_cast<int64_t>(names.size())).Bind(3, name);
+  if (!(st = s.Run()).ok()) return st;
+  names.Add(name);
   return Status::OK();
+}
+
+Status Store::SaveConvertedFields(const std::string& table, const std::string& row, const FieldList& fields) {
+  for (const auto& [name, f] : fields)
+    if (Status st = NumberName(table, name); !st.ok()) return st;
+  return SaveFields(table, row, fields);
 }
 
 const FieldNames& Store::NamesOf(const std::string& table) const {

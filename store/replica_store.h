@@ -194,10 +194,12 @@ class Store {
   // Reads fs_columns into names_; Corruption when its numbers are not
   // 0, 1, 2... per table.
   Status LoadNames();
-  // Numbers, in fs_columns and names_, the names of `fields` the table's
-  // list lacks. Only Open does this (the schema's columns, and what a
-  // conversion finds): at run time every name written is one of those.
-  Status NumberNames(const std::string& table, const FieldList& fields);
+  // Numbers `name` in fs_columns and names_ if the table's list lacks it.
+  // Only Open does this (the schema's columns, and what a conversion
+  // finds): at run time every name written is one of those.
+  Status NumberName(const std::string& table, const std::string& name);
+  // A conversion's SaveFields: numbers the fields' names first.
+  Status SaveConvertedFields(const std::string& table, const std::string& row, const FieldList& fields);
   // The table's column numbers; an empty list for a table the file never held.
   const FieldNames& NamesOf(const std::string& table) const;
   Status SaveConflict(const ConflictRecord& r);

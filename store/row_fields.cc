@@ -80,13 +80,11 @@ Status EncodeRowFields(const FieldList& fields, const FieldNames& names, std::st
   // dedupe below keeps it.
   std::stable_sort(order.begin(), order.end(), [](const Entry& a, const Entry& b) { return a.field->first < b.field->first; });
   if (order.empty()) return Status::OK();
-  Stamp prev = order.back().field->second.stamp;
-  for (size_t i = 0; i + 1 < order.size(); ++i)
-    if (order[i + 1].field->first != order[i].field->first) {
-      prev = order[i].field->second.stamp;
-      break;
-    }
-  // The header is the first field's stamp, so its own difference is zero.
+  // The header is the first kept field's stamp (the last state of the first
+  // name), so that field's own difference is zero.
+  size_t first = 0;
+  while (first + 1 < order.size() && order[first + 1].field->first == order[0].field->first) ++first;
+  Stamp prev = order[first].field->second.stamp;
   PutFixed64(prev.hlc, out);
   PutFixed64(prev.node, out);
   std::string crdt;

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <map>
 
 namespace fieldsync {
 
@@ -521,8 +520,7 @@ json SingleWriteMv(const FieldState& s) {
 // two fifths of encoding a snapshot page.
 bool SameText(const json& a, const json& b) {
   using T = json::value_t;
-  auto integral = [](const json& j) { return j.is_number_integer(); };  // signed or unsigned
-  if (integral(a) && integral(b)) {
+  if (a.is_number_integer() && b.is_number_integer()) {  // signed or unsigned
     if (a.is_number_unsigned() == b.is_number_unsigned()) return a == b;
     const json& u = a.is_number_unsigned() ? a : b;
     const json& i = a.is_number_unsigned() ? b : a;

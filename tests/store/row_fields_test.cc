@@ -121,6 +121,9 @@ TEST(RowFields, AnEmptyListIsEmptyAndAFieldWrittenWithItsRowIsThreeBytes) {
   json mv = json::array({{{"h", ToHex(h)}, {"n", ToHex(node)}, {"v", ""}, {"x", json::object()}}});
   line.emplace_back("competitor_note", State(h, node, 0, mv));
   EXPECT_EQ(Encode(line).size(), 16 + 10 * 3 + 1 + mv.dump().size());
+  // A name given twice: the row stamp is the state kept (the later), so its
+  // difference is still zero.
+  EXPECT_EQ(Encode({{"a", State(1, node)}, {"b", State(h + 1, node)}, {"a", State(h, node)}}).size(), 16u + 3 + 3);
   // A field of another node carries that node; a base, its varint.
   EXPECT_EQ(Encode({{"a", State(h, node)}, {"b", State(h, 7, 300)}}).size(), 16u + 3 + 3 + 8 + 2);
 }
