@@ -225,7 +225,7 @@ const size_t kPageRows = 500;
 
 std::string PageFrame(const std::vector<RowState>& rows) {
   json reply = {{"type", msg::kSnapshot}, {"id", 1}, {"cursor", 1}, {"more", true}, {"head", 1}};
-  reply["blocks"] = SnapshotBlocksToJson(rows);
+  reply["blocks"] = SnapshotBlocksToJson(rows, &FieldSales());
   return EncodeFrame(reply, Encoding::kMsgPack);
 }
 

@@ -476,10 +476,10 @@ void Conversation::OnSnapshot(const json& m) {
   json reply = {{"type", msg::kSnapshot}, {"id", id}, {"cursor", cursor}, {"more", more}, {"after", next},
                 {"head", hub_.head()}};
   if (columns) {
-    reply["blocks"] = SnapshotBlocksToJson(rows);
+    reply["blocks"] = SnapshotBlocksToJson(rows, &hub_.schema());
   } else {
     json arr = json::array();
-    for (const auto& r : rows) arr.push_back(RowStateToJson(r, compact));
+    for (const auto& r : rows) arr.push_back(RowStateToJson(r, compact, &hub_.schema()));
     reply["rows"] = std::move(arr);
   }
   if (after_table.empty() && after_row.empty() && rows_json.empty()) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace fieldsync {
 
@@ -9,7 +10,9 @@ namespace {
 
 // ---- helpers over the JSON-encoded policy state ---------------------------
 // mv:      [{"n": node, "h": hlc, "v": value, "x": version-vector}, ...]
-//          sorted by (h, n); never two entries of which one has seen the other
+//          sorted by (h, n); never two entries of which one has seen the other;
+//          null for one entry with an empty x, which is the field's own
+//          stamp and value (see IsSpelledOutSingleWrite in merge.h)
 // counter: {"<node>": [p, n], ...}
 // orset:   {"<member>": {"a": version-vector, "r": version-vector}, ...}
 
@@ -21,6 +24,7 @@ struct MvEntry {
 
 std::vector<MvEntry> MvEntries(const FieldState& s) {
   std::vector<MvEntry> out;
+  if (s.crdt.is_null() && s.present) out.push_back({s.stamp, s.value, {}});
   if (!s.crdt.is_array()) return out;
   for (const auto& e : s.crdt) {
     MvEntry m;
@@ -69,7 +73,9 @@ MergeResult MergeMv(const FieldState& cur, const Change& c) {
   r.state.present = true;
   r.state.stamp = std::max(cur.stamp, c.stamp);
   r.state.value = kept.back().value;  // the column shows the newest value
-  r.state.crdt = MvToJson(kept);
+  // One write that had seen nothing is the field's own stamp and value.
+  bool single = kept.size() == 1 && kept[0].ctx.empty() && kept[0].stamp == r.state.stamp;
+  r.state.crdt = single ? json() : MvToJson(kept);
   return r;
 }
 
@@ -243,6 +249,54 @@ std::vector<json> MvValues(const FieldState& s) {
 
 bool IsConflicted(const ColumnDef& col, const FieldState& s) {
   return col.merge == MergePolicy::kMv && s.crdt.is_array() && s.crdt.size() > 1;
+}
+
+json SpelledOutSingleWrite(const FieldState& s) {
+  return json::array({{{"h", ToHex(s.stamp.hlc)}, {"n", ToHex(s.stamp.node)}, {"v", s.value}, {"x", json::object()}}});
+}
+
+bool SameText(const json& a, const json& b) {
+  using T = json::value_t;
+  if (a.is_number_integer() && b.is_number_integer()) {  // signed or unsigned
+    if (a.is_number_unsigned() == b.is_number_unsigned()) return a == b;
+    const json& u = a.is_number_unsigned() ? a : b;
+    const json& i = a.is_number_unsigned() ? b : a;
+    return i.get<int64_t>() >= 0 && u.get<uint64_t>() == static_cast<uint64_t>(i.get<int64_t>());
+  }
+  if (a.type() != b.type()) return false;
+  switch (a.type()) {
+    case T::object: {
+      if (a.size() != b.size()) return false;
+      for (auto x = a.begin(), y = b.begin(); x != a.end(); ++x, ++y)
+        if (x.key() != y.key() || !SameText(x.value(), y.value())) return false;
+      return true;
+    }
+    case T::array: {
+      if (a.size() != b.size()) return false;
+      for (size_t k = 0; k < a.size(); ++k)
+        if (!SameText(a[k], b[k])) return false;
+      return true;
+    }
+    case T::number_float: {
+      // Bit for bit: dump() writes each double's shortest round-trip text.
+      double x = a.get<double>(), y = b.get<double>();
+      return std::memcmp(&x, &y, sizeof x) == 0;
+    }
+    default:
+      return a == b;
+  }
+}
+
+// Checked in place: building the state and comparing its text was two
+// fifths of encoding a snapshot page.
+bool IsSpelledOutSingleWrite(const FieldState& s) {
+  if (!s.crdt.is_array() || s.crdt.size() != 1) return false;
+  const json& w = s.crdt[0];
+  if (!w.is_object() || w.size() != 4) return false;
+  auto h = w.find("h"), n = w.find("n"), v = w.find("v"), x = w.find("x");
+  return h != w.end() && n != w.end() && v != w.end() && x != w.end() && h->is_string() && n->is_string() &&
+         x->is_object() && x->empty() && h->get_ref<const std::string&>() == ToHex(s.stamp.hlc) &&
+         n->get_ref<const std::string&>() == ToHex(s.stamp.node) && SameText(*v, s.value);
 }
 
 Status ValidateChange(const Schema& schema, const Change& c) {

@@ -44,7 +44,7 @@ struct FieldState {
   Stamp stamp;           // newest write merged into this field
   Hlc base = 0;          // lww/state: base of the winning write
   json value;            // materialized value stored in the SQLite column
-  json crdt;             // policy state: null (lww, state) or see merge.cc
+  json crdt;             // policy state: null (lww, state, an mv field's single write) or see merge.cc
 };
 
 // One row's whole merge state, as a snapshot carries it (docs/protocol.md,
@@ -92,6 +92,20 @@ std::vector<std::pair<Stamp, json>> MvEntriesOf(const FieldState& s);
 // MV helpers: the live values of a field and whether it is conflicted.
 std::vector<json> MvValues(const FieldState& s);
 bool IsConflicted(const ColumnDef& col, const FieldState& s);
+
+// An mv field that one write reached, with nothing seen before it, holds no
+// policy state: its stamp and value are that write (MergeMv leaves it so).
+// Most mv fields are such (a competitor note nobody else touched), and that
+// write spelled out was half of a W1 line's stored bytes. Files and pages
+// from before 2026-12-07 spell it out; IsSpelledOutSingleWrite tells that
+// form (exactly: 5 and 5.0 differ), SpelledOutSingleWrite builds it for a
+// peer that expects it. Both forms merge alike.
+bool IsSpelledOutSingleWrite(const FieldState& s);
+json SpelledOutSingleWrite(const FieldState& s);
+
+// True when a and b dump() to the same text. json's == takes 5 for 5.0 and
+// 0.0 for -0.0; a state rebuilt with the other number type would differ.
+bool SameText(const json& a, const json& b);
 
 // Builds the changes that turn `current` into `value` for a local put.
 // Emits nothing when the field already holds the value (and is not

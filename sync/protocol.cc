@@ -412,7 +412,30 @@ Status ChangeFromJson(const json& j, Change* c) {
   return Status::OK();
 }
 
-json RowStateToJson(const RowState& r, bool compact) {
+namespace {
+
+// Whether `table.column` is an mv column in `schema` (never, without one).
+bool IsMvColumn(const Schema* schema, const std::string& table, const std::string& column) {
+  const TableDef* t = schema ? schema->Find(table) : nullptr;
+  const ColumnDef* c = t ? t->Find(column) : nullptr;
+  return c && c->merge == MergePolicy::kMv;
+}
+
+// A field's state as this codec sends it: an mv field's single write goes
+// spelled out (in a row) or by its column's `m` (in a block), as readers
+// before 2026-12-07 require, while a decoded page holds it as no state.
+bool IsSingleWrite(const FieldState& s, bool mv_column) {
+  return (mv_column && s.present && s.crdt.is_null()) || IsSpelledOutSingleWrite(s);
+}
+
+// Decoders keep the stored form: no state for an mv field's single write.
+void DropSingleWrite(FieldState* s) {
+  if (IsSpelledOutSingleWrite(*s)) s->crdt = nullptr;
+}
+
+}  // namespace
+
+json RowStateToJson(const RowState& r, bool compact, const Schema* schema) {
   json j = {{"t", r.table}, {"r", r.row}};
   if (r.deleted) {
     j["d"] = {{"h", ToHex(r.tomb_stamp.hlc)}, {"n", ToHex(r.tomb_stamp.node)}, {"s", VersionVectorToJson(r.tomb_seen)}};
@@ -442,6 +465,7 @@ json RowStateToJson(const RowState& r, bool compact) {
     }
     if (s.base) e["b"] = ToHex(s.base);
     if (!s.crdt.is_null()) e["c"] = s.crdt;
+    else if (s.present && IsMvColumn(schema, r.table, col)) e["c"] = SpelledOutSingleWrite(s);
     f[col] = std::move(e);
   }
   j["f"] = std::move(f);
@@ -497,6 +521,7 @@ Status RowStateFromJson(const json& j, RowState* out) {
                                 "hex n (or the row's), optional hex b");
       s.value = e["v"];
       if (e.contains("c")) s.crdt = e["c"];
+      DropSingleWrite(&s);
       r.fields.emplace_back(it.key(), std::move(s));
     }
   }
@@ -505,61 +530,6 @@ Status RowStateFromJson(const json& j, RowState* out) {
 }
 
 namespace {
-
-// The policy state of an mv field one write reached: that write alone,
-// which the field's own stamp and value already say. Most mv fields are so
-// (a note nobody else touched), and sending the state again doubled W1's
-// bytes for free-text columns.
-json SingleWriteMv(const FieldState& s) {
-  return json::array({{{"h", ToHex(s.stamp.hlc)}, {"n", ToHex(s.stamp.node)}, {"v", s.value}, {"x", json::object()}}});
-}
-
-// True when a and b dump() to the same text: json's == takes 5 for 5.0
-// (and 0.0 for -0.0), and a state rebuilt with the other number type would
-// differ from the server's. Compared without writing the text: that was
-// two fifths of encoding a snapshot page.
-bool SameText(const json& a, const json& b) {
-  using T = json::value_t;
-  if (a.is_number_integer() && b.is_number_integer()) {  // signed or unsigned
-    if (a.is_number_unsigned() == b.is_number_unsigned()) return a == b;
-    const json& u = a.is_number_unsigned() ? a : b;
-    const json& i = a.is_number_unsigned() ? b : a;
-    return i.get<int64_t>() >= 0 && u.get<uint64_t>() == static_cast<uint64_t>(i.get<int64_t>());
-  }
-  if (a.type() != b.type()) return false;
-  switch (a.type()) {
-    case T::object: {
-      if (a.size() != b.size()) return false;
-      for (auto x = a.begin(), y = b.begin(); x != a.end(); ++x, ++y)
-        if (x.key() != y.key() || !SameText(x.value(), y.value())) return false;
-      return true;
-    }
-    case T::array: {
-      if (a.size() != b.size()) return false;
-      for (size_t k = 0; k < a.size(); ++k)
-        if (!SameText(a[k], b[k])) return false;
-      return true;
-    }
-    case T::number_float: {
-      // Bit for bit: dump() writes each double's shortest round-trip text.
-      double x = a.get<double>(), y = b.get<double>();
-      return std::memcmp(&x, &y, sizeof x) == 0;
-    }
-    default:
-      return a == b;
-  }
-}
-
-// What SingleWriteMv(s) would give, checked in place.
-bool IsSingleWriteMv(const FieldState& s) {
-  if (!s.crdt.is_array() || s.crdt.size() != 1) return false;
-  const json& w = s.crdt[0];
-  if (!w.is_object() || w.size() != 4) return false;
-  auto h = w.find("h"), n = w.find("n"), v = w.find("v"), x = w.find("x");
-  return h != w.end() && n != w.end() && v != w.end() && x != w.end() && h->is_string() && n->is_string() &&
-         x->is_object() && x->empty() && h->get_ref<const std::string&>() == ToHex(s.stamp.hlc) &&
-         n->get_ref<const std::string&>() == ToHex(s.stamp.node) && SameText(*v, s.value);
-}
 
 bool SameColumns(const RowState& a, const RowState& b) {
   if (a.fields.size() != b.fields.size()) return false;
@@ -570,7 +540,8 @@ bool SameColumns(const RowState& a, const RowState& b) {
 
 // One block: rows [from, to) of one table, all live with the same columns
 // in the same order, or all tombstones.
-json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, const std::vector<Stamp>& stamps) {
+json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, const std::vector<Stamp>& stamps,
+                 const Schema* schema) {
   const RowState& first = rows[from];
   json ids = json::array();
   for (size_t i = from; i < to; ++i) ids.push_back(rows[i].row);
@@ -618,11 +589,9 @@ json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, cons
     json vk = json::array(), dk = json::array();
     bool offsets = false;
     // `m` columns: a field without its own c in x has its single write's mv state.
+    const bool mv = IsMvColumn(schema, first.table, first.fields[k].first);
     bool single_mv = false;
-    for (size_t i = from; i < to && !single_mv; ++i) {
-      const FieldState& s = rows[i].fields[k].second;
-      single_mv = IsSingleWriteMv(s);
-    }
+    for (size_t i = from; i < to && !single_mv; ++i) single_mv = IsSingleWrite(rows[i].fields[k].second, mv);
     if (single_mv) m.push_back(k);
     for (size_t i = from; i < to; ++i) {
       const FieldState& s = rows[i].fields[k].second;
@@ -637,8 +606,7 @@ json EncodeBlock(const std::vector<RowState>& rows, size_t from, size_t to, cons
       offsets = offsets || off != 0;
       if (s.stamp.node != stamps[i].node) extra["n"] = ToHex(s.stamp.node);
       if (s.base) extra["b"] = ToHex(s.base);
-      if (single_mv ? !IsSingleWriteMv(s) : !s.crdt.is_null())
-        extra["c"] = s.crdt;
+      if (single_mv ? !IsSingleWrite(s, mv) : !s.crdt.is_null()) extra["c"] = s.crdt;
       if (!extra.empty()) x.push_back(json::array({i - from, k, std::move(extra)}));
     }
     v.push_back(std::move(vk));
@@ -769,7 +737,7 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
           rows[i].fields.emplace_back(names[k], std::move(s));
         }
       }
-      std::vector<bool> extra(n * ncols, false), own_crdt(n * ncols, false);
+      std::vector<bool> extra(n * ncols, false);
       if (b.contains("x")) {
         if (!b["x"].is_array()) return bad("x must be an array");
         for (const auto& x : b["x"]) {
@@ -787,19 +755,19 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
           if (o.contains("b") && !hex(o, "b", &s.base)) return bad("x b must be hex");
           if (o.contains("c")) {
             s.crdt = o["c"];
-            own_crdt[i * ncols + k] = true;
+            DropSingleWrite(&s);
           }
         }
       }
       if (b.contains("m")) {
         if (!b["m"].is_array()) return bad("m must be an array of column indexes");
+        // Fields of an `m` column without their own c hold their single
+        // write, which a decoded page keeps as no state: nothing to build.
         std::vector<bool> seen(ncols, false);
         for (const auto& mk : b["m"]) {
           size_t k = 0;
           if (!IndexIn(mk, ncols, &k) || seen[k]) return bad("m must be an array of distinct column indexes");
           seen[k] = true;
-          for (size_t i = 0; i < n; ++i)
-            if (!own_crdt[i * ncols + k]) rows[i].fields[k].second.crdt = SingleWriteMv(rows[i].fields[k].second);
         }
       }
     } else {
@@ -813,7 +781,7 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
 
 }  // namespace
 
-json SnapshotBlocksToJson(const std::vector<RowState>& rows) {
+json SnapshotBlocksToJson(const std::vector<RowState>& rows, const Schema* schema) {
   std::vector<Stamp> stamps;
   stamps.reserve(rows.size());
   for (const auto& r : rows) stamps.push_back(r.deleted ? Stamp{} : RowStamp(r));
@@ -828,7 +796,7 @@ json SnapshotBlocksToJson(const std::vector<RowState>& rows) {
       same = (a >= p ? a - p : p - a) < kMaxSnapshotOffset;
     }
     if (!same) {
-      blocks.push_back(EncodeBlock(rows, from, i, stamps));
+      blocks.push_back(EncodeBlock(rows, from, i, stamps, schema));
       from = i;
     }
   }

@@ -83,8 +83,11 @@ Status ChangeFromJson(const json& j, Change* c);
 // the row one stamp and each field only its offset from it: per-field hex
 // stamps were two thirds of a bootstrap's bytes. RowStateFromJson reads both
 // forms and checks structure only, like ChangeFromJson; the receiver checks
-// values against its schema.
-json RowStateToJson(const RowState& r, bool compact = false);
+// values against its schema. An mv field's single write, which a replica
+// keeps as no state (IsSpelledOutSingleWrite in merge.h), goes spelled out
+// when `schema` says the column is mv (readers before 2026-12-07 need it);
+// the decoder gives it back as no state.
+json RowStateToJson(const RowState& r, bool compact = false, const Schema* schema = nullptr);
 Status RowStateFromJson(const json& j, RowState* r);
 
 // A snapshot page's rows as column-major blocks (docs/protocol.md 6.6,
@@ -93,8 +96,9 @@ Status RowStateFromJson(const json& j, RowState* r);
 // by side, which is what zstd packs best. SnapshotBlocksFromJson gives
 // back the same rows in the same order, or kProtocolError (and leaves
 // `rows` untouched) when any block breaks the format's rules; like
-// RowStateFromJson it checks structure, not the schema.
-json SnapshotBlocksToJson(const std::vector<RowState>& rows);
+// RowStateFromJson it checks structure, not the schema. `schema`, as in
+// RowStateToJson, lists mv columns whose single writes have no state in `m`.
+json SnapshotBlocksToJson(const std::vector<RowState>& rows, const Schema* schema = nullptr);
 Status SnapshotBlocksFromJson(const json& blocks, std::vector<RowState>* rows);
 
 // Message types.

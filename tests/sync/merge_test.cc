@@ -257,6 +257,71 @@ TEST_F(MergeTest, MvLocalPutOfShownValueResolvesOnlyWhenConflicted) {
   EXPECT_FALSE(IsConflicted(Col("summary"), Fold("summary", out, nullptr, two)));
 }
 
+// A write that had seen nothing is the field's own stamp and value: the
+// state keeps nothing more (half of a stored store check line was that write
+// spelled out), and every rule still sees the write.
+TEST_F(MergeTest, MvFirstWriteKeepsNoStateAndStillCounts) {
+  Change a = Set("summary", "first note", {MakeHlc(kT0, 0), 1});
+  FieldState s = Fold("summary", {a});
+  EXPECT_TRUE(s.crdt.is_null());
+  EXPECT_EQ(s.value, "first note");
+  EXPECT_EQ(s.stamp, a.stamp);
+  EXPECT_EQ(MvValues(s), (std::vector<json>{"first note"}));
+  ASSERT_EQ(MvEntriesOf(s).size(), 1u);
+  EXPECT_EQ(MvEntriesOf(s)[0].first, a.stamp);
+  EXPECT_FALSE(MergeField(Col("summary"), s, a).changed);  // a duplicate
+  // A write that had not seen it conflicts with it, as with any other state.
+  Change b = Set("summary", "second note", {MakeHlc(kT0 + 5, 0), 2});
+  FieldState both = Fold("summary", {b}, nullptr, s);
+  EXPECT_TRUE(IsConflicted(Col("summary"), both));
+  EXPECT_EQ(MvValues(both), (std::vector<json>{"first note", "second note"}));
+  // A local edit sees it: its context covers the first write, and the
+  // result is one write with a context, which keeps its state.
+  uint64_t phys = kT0 + 50;
+  HybridClock clock(3, [&] { return phys; });
+  std::vector<Change> out;
+  ASSERT_TRUE(MakeLocalChanges(*table_, Col("summary"), s, "row-1", "edited", &clock, &out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(Covers(out[0].ctx, 1, a.stamp.hlc));
+  FieldState edited = Fold("summary", out, nullptr, s);
+  EXPECT_FALSE(IsConflicted(Col("summary"), edited));
+  ASSERT_TRUE(edited.crdt.is_array());
+  EXPECT_EQ(edited.crdt.size(), 1u);
+  EXPECT_EQ(edited.value, "edited");
+  // The edit's context survives it: the first write arriving late is seen.
+  EXPECT_FALSE(MergeField(Col("summary"), edited, a).changed);
+  // A delete's context covers the write.
+  VersionVector seen;
+  AddFieldContext(Col("summary"), s, &seen);
+  EXPECT_TRUE(Covers(seen, 1, a.stamp.hlc));
+}
+
+// Files and pages from before 2026-12-07 spell the single write out; every
+// change merges into that form exactly as into no state.
+TEST_F(MergeTest, MvSpelledOutSingleWriteMergesAsNoState) {
+  Change a = Set("summary", "note", {MakeHlc(kT0, 0), 1});
+  FieldState compact = Fold("summary", {a});
+  FieldState spelled = compact;
+  spelled.crdt = SpelledOutSingleWrite(compact);
+  EXPECT_TRUE(IsSpelledOutSingleWrite(spelled));
+  EXPECT_FALSE(IsSpelledOutSingleWrite(compact));
+  FieldState other_number = spelled;  // 5 is not 5.0: not the field's own write
+  other_number.value = 5;
+  other_number.crdt = SpelledOutSingleWrite(other_number);
+  other_number.crdt[0]["v"] = 5.0;
+  EXPECT_FALSE(IsSpelledOutSingleWrite(other_number));
+  Change seen_it = Set("summary", "after", {MakeHlc(kT0 + 9, 0), 2});
+  seen_it.ctx = {{1, a.stamp.hlc}};
+  std::vector<Change> changes = {a, Set("summary", "concurrent", {MakeHlc(kT0 + 3, 0), 2}), seen_it,
+                                 Set("summary", "older", {MakeHlc(kT0 - 3, 0), 3})};
+  for (const Change& c : changes) {
+    MergeResult x = MergeField(Col("summary"), compact, c), y = MergeField(Col("summary"), spelled, c);
+    EXPECT_EQ(x.changed, y.changed) << c.value;
+    if (x.changed) ExpectSameState(x.state, y.state);
+    EXPECT_EQ(MvValues(x.state), MvValues(y.state)) << c.value;
+  }
+}
+
 // ---- counter -----------------------------------------------------------------
 
 class MergeCounterTest : public MergeTest {
