@@ -283,13 +283,14 @@ Stamp RowStamp(const RowState& r) {
   // A row's fields have one writer or a few: a short list, not a map.
   std::vector<std::pair<NodeId, int>> writes;
   int best = 0;
-  for (const auto& [col, s] : r.fields) {
-    row.hlc = std::min(row.hlc, s.stamp.hlc);
-    auto it = std::find_if(writes.begin(), writes.end(), [&](const auto& w) { return w.first == s.stamp.node; });
-    if (it == writes.end()) it = writes.insert(writes.end(), {s.stamp.node, 0});
+  for (const auto& field : r.fields) {
+    const Stamp& s = field.second.stamp;  // not a structured binding: clang 14 cannot capture one
+    row.hlc = std::min(row.hlc, s.hlc);
+    auto it = std::find_if(writes.begin(), writes.end(), [&](const auto& w) { return w.first == s.node; });
+    if (it == writes.end()) it = writes.insert(writes.end(), {s.node, 0});
     if (int n = ++it->second; n > best) {
       best = n;
-      row.node = s.stamp.node;
+      row.node = s.node;
     }
   }
   return row;
