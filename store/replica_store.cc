@@ -55,6 +55,15 @@ CREATE TABLE IF NOT EXISTS fs_rejected(
   id INTEGER PRIMARY KEY, change TEXT NOT NULL, code TEXT NOT NULL, message TEXT NOT NULL);
 )SQL";
 
+// Gives a loaded field its value from the column. An mv field's single
+// write, which files from before 2026-12-07 spell out, is then implied
+// (docs/storage.md section 6), so the next write of the row stores less and
+// the replica holds what a fresh one would.
+void SetLoadedValue(const ColumnDef& c, json value, FieldState* f) {
+  f->value = std::move(value);
+  if (c.merge == MergePolicy::kMv && IsSpelledOutSingleWrite(*f)) f->crdt = nullptr;
+}
+
 json ParseJsonText(const std::string& s) {
   if (s.empty()) return nullptr;
   json j = json::parse(s, nullptr, false);
@@ -217,7 +226,7 @@ Status Store::LoadField(const std::string& table, const std::string& row, const 
   Statement& v = db_.Prepare("SELECT " + Quote(col.name) + " FROM " + Quote(table) + " WHERE id=?", &st);
   if (!st.ok()) return st;
   v.Bind(1, row);
-  if (v.Step()) out->value = ReadValue(v, 0, col);
+  if (v.Step()) SetLoadedValue(col, ReadValue(v, 0, col), out);
   st = v.status();
   v.Reset();
   return st;
@@ -314,7 +323,7 @@ Status Store::LoadRowFields(const TableDef& t, const std::string& row, std::vect
   read.Reset();
   if (!st.ok()) return st;
   for (const auto& c : t.columns)
-    if ((*by_col)[c.index].present) (*by_col)[c.index].value = (*current)[c.index];
+    if ((*by_col)[c.index].present) SetLoadedValue(c, (*current)[c.index], &(*by_col)[c.index]);
   return Status::OK();
 }
 
@@ -1215,7 +1224,7 @@ Status Store::ReadValues(std::vector<RowState>* rows) {
     s.BindRef(1, r.row);
     if (s.Step()) {
       for (auto& [name, f] : r.fields)
-        if (const ColumnDef* c = t->Find(name)) f.value = ReadValue(s, c->index + 1, *c);
+        if (const ColumnDef* c = t->Find(name)) SetLoadedValue(*c, ReadValue(s, c->index + 1, *c), &f);
     }
     st = s.status();
     s.Reset();

@@ -58,7 +58,7 @@ VersionVector MvContext(const std::vector<MvEntry>& es) {
   return vv;
 }
 
-MergeResult MergeMv(const FieldState& cur, const Change& c) {
+MergeResult MergeMv(const ColumnDef& col, const FieldState& cur, const Change& c) {
   MergeResult r;
   r.state = cur;
   auto entries = MvEntries(cur);
@@ -66,7 +66,11 @@ MergeResult MergeMv(const FieldState& cur, const Change& c) {
   std::vector<MvEntry> kept;
   for (auto& e : entries)
     if (!Covers(c.ctx, e.stamp.node, e.stamp.hlc)) kept.push_back(std::move(e));
-  kept.push_back({c.stamp, c.value, c.ctx});
+  // A real column takes integers but reads back doubles: entries hold what
+  // the column will, or the write implied by a field with no state (5.0
+  // read back) and the same write kept from the change (5) would differ.
+  json value = col.type == ColumnType::kReal && c.value.is_number_integer() ? json(c.value.get<double>()) : c.value;
+  kept.push_back({c.stamp, std::move(value), c.ctx});
   std::sort(kept.begin(), kept.end(),
             [](const MvEntry& a, const MvEntry& b) { return a.stamp < b.stamp; });
   r.changed = true;
@@ -207,7 +211,7 @@ MergeResult MergeField(const ColumnDef& col, const FieldState& cur, const Change
       if (c.op == Op::kSet) return MergeOrdered(col, cur, c);
       break;
     case MergePolicy::kMv:
-      if (c.op == Op::kSet) return MergeMv(cur, c);
+      if (c.op == Op::kSet) return MergeMv(col, cur, c);
       break;
     case MergePolicy::kCounter:
       if (c.op == Op::kIncrement) return MergeCounter(col, cur, c);

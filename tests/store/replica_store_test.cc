@@ -1304,6 +1304,70 @@ std::string FormatTwoBlob(const FieldList& fields) {
 // column no schema declares any more included) and writes format 3; the
 // rows, stamps, policy states and conflicts read back exactly as before,
 // and merging goes on from them.
+// An mv field's single write is implied, not stored. A file from before
+// 2026-12-07 (here planted by installing a snapshot row that spells it out)
+// reads, merges and rewrites to exactly what a fresh replica holds.
+TEST_F(ReplicaStoreTest, AnMvSingleWriteIsImpliedAndAnOlderSpelledOutOneReadsTheSame) {
+  Store* fresh = OpenStore("fresh.db");
+  Store* older = OpenStore("older.db");
+  ASSERT_NE(fresh, nullptr);
+  ASSERT_NE(older, nullptr);
+  Change note = Set("accounts", "a1", "notes", "shelf empty on Monday", {H(1), kA});
+  Change name = Set("accounts", "a1", "name", "Hypermart", {H(1), kA});
+  ASSERT_TRUE(Apply(fresh, name).ok());
+  ASSERT_TRUE(Apply(fresh, note).ok());
+  RowState planted;
+  planted.table = "accounts";
+  planted.row = "a1";
+  for (const Change* c : {&name, &note}) {
+    FieldState f;
+    f.present = true;
+    f.stamp = c->stamp;
+    f.value = c->value;
+    planted.fields.emplace_back(c->column, f);
+  }
+  planted.fields[1].second.crdt = SpelledOutSingleWrite(planted.fields[1].second);
+  ASSERT_TRUE(older->InstallState({planted}).ok());
+  auto blob_size = [](Store* s) {
+    Status st;
+    Statement& q = s->db().Prepare("SELECT length(fields) FROM fs_row_fields WHERE tbl='accounts' AND row_id='a1'", &st);
+    EXPECT_TRUE(st.ok());
+    int64_t n = q.Step() ? q.Int(0) : -1;
+    q.Reset();
+    return n;
+  };
+  const int64_t short_form = blob_size(fresh), long_form = blob_size(older);
+  EXPECT_GT(long_form, short_form + 60) << "the spelled-out write is what the fresh replica leaves out";
+  const ColumnDef& col = *schema_.Find("accounts")->Find("notes");
+  for (Store* s : {fresh, older}) {
+    FieldState f;
+    ASSERT_TRUE(s->LoadField("accounts", "a1", col, &f).ok());
+    EXPECT_TRUE(f.present);
+    EXPECT_TRUE(f.crdt.is_null()) << f.crdt.dump();
+    EXPECT_EQ(f.value, note.value);
+  }
+  EXPECT_EQ(StateImage(older), StateImage(fresh));
+  // A concurrent note conflicts with the implied write on both.
+  Change other = Set("accounts", "a1", "notes", "promo display missing", {H(2), kB});
+  for (Store* s : {fresh, older}) ASSERT_TRUE(Apply(s, other).ok());
+  EXPECT_EQ(StateImage(older), StateImage(fresh));
+  json row;
+  ASSERT_TRUE(older->GetRow("accounts", "a1", &row).ok());
+  EXPECT_EQ(row["_conflicts"]["notes"], json::array({note.value, other.value})) << row.dump();
+  // A write of another column keeps the older entry's note as it is in the
+  // file (the merge reads no values), and reads as the fresh replica's.
+  Store* again = OpenStore("again.db");
+  ASSERT_NE(again, nullptr);
+  ASSERT_TRUE(again->InstallState({planted}).ok());
+  ASSERT_TRUE(Apply(again, Set("accounts", "a1", "phone", "021-1111", {H(3), kA})).ok());
+  Store* fresh2 = OpenStore("fresh2.db");
+  ASSERT_NE(fresh2, nullptr);
+  for (const Change& c : {name, note, Set("accounts", "a1", "phone", "021-1111", {H(3), kA})})
+    ASSERT_TRUE(Apply(fresh2, c).ok());
+  EXPECT_GT(blob_size(again), blob_size(fresh2));
+  EXPECT_EQ(StateImage(again), StateImage(fresh2));
+}
+
 TEST_F(ReplicaStoreTest, AFormatOneFileIsConvertedOnOpenAndMergesOn) { ConvertsFromOlderFormat(1); }
 TEST_F(ReplicaStoreTest, AFormatTwoFileIsConvertedOnOpenAndMergesOn) { ConvertsFromOlderFormat(2); }
 

@@ -23,7 +23,8 @@ constexpr const char* kSchema = R"({"name": "merge_test", "version": 1, "tables"
     {"name": "tags", "type": "set", "merge": "orset"},
     {"name": "stage", "type": "enum", "merge": "state",
      "values": ["planned", "visited", "ordered", "closed"]},
-    {"name": "qty", "type": "integer"}]}]})";
+    {"name": "qty", "type": "integer"},
+    {"name": "reading", "type": "real", "merge": "mv"}]}]})";
 
 class MergeTest : public ::testing::Test {
  protected:
@@ -320,6 +321,23 @@ TEST_F(MergeTest, MvSpelledOutSingleWriteMergesAsNoState) {
     if (x.changed) ExpectSameState(x.state, y.state);
     EXPECT_EQ(MvValues(x.state), MvValues(y.state)) << c.value;
   }
+}
+
+// A real column takes integers and reads them back as doubles. An entry
+// keeps what the column will show, so a replica that stored the first write
+// (its entry implied by the column's 5.0) and one that kept it from the
+// change converge to the same text.
+TEST_F(MergeTest, MvRealColumnEntriesHoldWhatTheColumnReadsBack) {
+  Change a = Set("reading", 5, {MakeHlc(kT0, 0), 1});
+  Change b = Set("reading", 7, {MakeHlc(kT0 + 5, 0), 2});
+  FieldState stored = Fold("reading", {a});
+  EXPECT_TRUE(stored.value.is_number_float());
+  stored.value = 5.0;  // as the column reads it back
+  FieldState ab = Fold("reading", {b}, nullptr, stored);
+  FieldState ba = Fold("reading", {b, a});
+  ExpectSameState(ab, ba);
+  EXPECT_EQ(ab.crdt.dump(), ba.crdt.dump());
+  EXPECT_TRUE(ab.value.is_number_float());
 }
 
 // ---- counter -----------------------------------------------------------------
