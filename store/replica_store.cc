@@ -57,8 +57,9 @@ CREATE TABLE IF NOT EXISTS fs_rejected(
 
 // Gives a loaded field its value from the column. An mv field's single
 // write, which files from before 2026-12-07 spell out, is then implied
-// (docs/storage.md section 6), so the next write of the row stores less and
-// the replica holds what a fresh one would.
+// (docs/storage.md section 6), so every read gives what a fresh replica
+// holds. The file keeps the long form until that field is merged again:
+// rewriting a row's other fields does not come through here.
 void SetLoadedValue(const ColumnDef& c, json value, FieldState* f) {
   f->value = std::move(value);
   if (c.merge == MergePolicy::kMv && IsSpelledOutSingleWrite(*f)) f->crdt = nullptr;
