@@ -11,13 +11,15 @@ std::string Conversation::Tag() const {
 void Conversation::OnFrame(const std::string& frame, bool text) {
   json m;
   Status st;
+  std::vector<Change> changes;
+  bool taken = false;
   if (text) {
     // Text frames carry plain JSON, no flags byte: handy for debugging by hand.
     std::string framed(1, '\0');
     framed += frame;
     st = DecodeFrame(framed, hub_.options().limits, &m);
   } else {
-    st = DecodeFrame(frame, hub_.options().limits, &m);
+    st = DecodeChangesFrame(frame, hub_.options().limits, &m, &changes, &taken);
   }
   if (!hello_done_ && st.ok()) text_mode_ = text;
   if (!st.ok()) {
@@ -29,14 +31,14 @@ void Conversation::OnFrame(const std::string& frame, bool text) {
   // sends, it becomes a protocol error for that peer, never a crash, and a
   // push in progress rolls back with its transaction.
   try {
-    Dispatch(m);
+    Dispatch(m, taken ? &changes : nullptr);
   } catch (const std::exception& e) {
     last_push_ok_ = false;
     SendError(Status::Protocol(std::string("malformed message: ") + e.what()), !hello_done_, m.value("id", json()));
   }
 }
 
-void Conversation::Dispatch(const json& m) {
+void Conversation::Dispatch(const json& m, std::vector<Change>* changes) {
   const std::string& type = m["type"].get_ref<const std::string&>();
   if (!hello_done_) {
     if (type != msg::kHello) {
@@ -46,7 +48,7 @@ void Conversation::Dispatch(const json& m) {
     OnHello(m);
     return;
   }
-  if (type == msg::kPush) OnPush(m);
+  if (type == msg::kPush) OnPush(m, changes);
   else if (type == msg::kPull) OnPull(m);
   else if (type == msg::kSubscribe) OnSubscribe(m);
   else if (type == msg::kSnapshot) OnSnapshot(m);
@@ -136,7 +138,7 @@ json Conversation::Features() const {
   return f;
 }
 
-void Conversation::OnPush(const json& m) {
+void Conversation::OnPush(const json& m, std::vector<Change>* decoded) {
   json batch = m.value("batch", json());
   // The server keeps the last push's `batch` for the connection's life and
   // quotes both ids in errors: they must stay small (protocol.md 4.7).
@@ -166,40 +168,51 @@ void Conversation::OnPush(const json& m) {
               false, batch);
     return;
   }
-  if (!m.contains("changes") || !m["changes"].is_array()) {
+  if (!decoded && (!m.contains("changes") || !m["changes"].is_array())) {
     SendError(Status::Protocol("push needs a 'changes' array"), false, batch);
     return;
   }
-  const auto& arr = m["changes"];
+  const size_t count = decoded ? decoded->size() : m["changes"].size();
   const auto& lim = hub_.options().limits;
-  if (arr.size() > lim.max_changes_per_push) {
-    SendError(Status::Limit("push of " + std::to_string(arr.size()) + " changes exceeds max_changes_per_push " +
+  if (count > lim.max_changes_per_push) {
+    SendError(Status::Limit("push of " + std::to_string(count) + " changes exceeds max_changes_per_push " +
                             std::to_string(lim.max_changes_per_push)), false, batch);
     return;
   }
   std::vector<Change> changes;
-  changes.reserve(arr.size());
-  for (size_t i = 0; i < arr.size(); ++i) {
-    Change c;
-    Status st = ChangeFromJson(arr[i], &c);
-    if (!st.ok()) {
-      // Without an identity a change cannot be acknowledged on its own:
-      // refuse the whole batch, apply nothing.
-      SendError(Status::Protocol("change " + std::to_string(i) + ": " + st.message()), false, batch);
-      return;
+  if (decoded) {
+    changes = std::move(*decoded);
+  } else {
+    const auto& arr = m["changes"];
+    changes.reserve(arr.size());
+    for (size_t i = 0; i < arr.size(); ++i) {
+      Change c;
+      Status st = ChangeFromJson(arr[i], &c);
+      if (!st.ok()) {
+        // Without an identity a change cannot be acknowledged on its own:
+        // refuse the whole batch, apply nothing.
+        SendError(Status::Protocol("change " + std::to_string(i) + ": " + st.message()), false, batch);
+        return;
+      }
+      changes.push_back(std::move(c));
     }
-    changes.push_back(std::move(c));
   }
   std::vector<store::PushResult> results;
   std::vector<Change> applied;
   // A device may only push changes it made itself.
   std::vector<size_t> foreign;
-  std::vector<Change> own;
-  std::vector<size_t> own_index;
-  for (size_t i = 0; i < changes.size(); ++i) {
+  for (size_t i = 0; i < changes.size(); ++i)
     if (changes[i].stamp.node != node_) foreign.push_back(i);
-    else { own.push_back(changes[i]); own_index.push_back(i); }
-  }
+  // Only a push with foreign changes needs its own changes copied apart.
+  std::vector<Change> own_copy;
+  std::vector<size_t> own_index;
+  if (!foreign.empty())
+    for (size_t i = 0; i < changes.size(); ++i)
+      if (changes[i].stamp.node == node_) {
+        own_copy.push_back(changes[i]);
+        own_index.push_back(i);
+      }
+  const std::vector<Change>& own = foreign.empty() ? changes : own_copy;
   std::vector<store::PushResult> own_results;
   Status st = RefreshActor();  // the push computes the scope itself
   if (st.ok()) st = hub_.Push(own, &own_results, &applied, actor_ ? &*actor_ : nullptr);
@@ -208,8 +221,12 @@ void Conversation::OnPush(const json& m) {
     SendError(st, false, batch);
     return;
   }
-  results.assign(changes.size(), store::PushResult{});
-  for (size_t k = 0; k < own_index.size(); ++k) results[own_index[k]] = own_results[k];
+  if (foreign.empty()) {
+    results = std::move(own_results);
+  } else {
+    results.assign(changes.size(), store::PushResult{});
+    for (size_t k = 0; k < own_index.size(); ++k) results[own_index[k]] = std::move(own_results[k]);
+  }
   for (size_t i : foreign) {
     results[i].result = store::ChangeResult::kRejected;
     results[i].code = Code::kPermissionDenied;
@@ -271,13 +288,10 @@ void Conversation::OnPull(const json& m) {
     return;
   }
   if (ResyncIfCompacted(cursor, id, false)) return;
-  json arr = json::array();
-  for (const auto& c : out) arr.push_back(ChangeToJson(c));
   int64_t head = hub_.head();
-  json reply = {{"type", msg::kChanges}, {"id", id}, {"changes", std::move(arr)}, {"cursor", scanned},
-                {"more", scanned < head}, {"head", head}};
+  json reply = {{"type", msg::kChanges}, {"id", id}, {"cursor", scanned}, {"more", scanned < head}, {"head", head}};
   if (!diff.is_null()) reply["scope"] = std::move(diff);
-  Send(reply);
+  SendChanges(reply, out);
 }
 
 Status Conversation::CurrentScope(store::Scope* scope) {
@@ -537,11 +551,9 @@ void Conversation::Pump() {
     if (scanned == live_cursor_) return;  // nothing new
     live_cursor_ = scanned;
     if (out.empty()) continue;  // only our own changes in that window
-    json arr = json::array();
-    for (const auto& c : out) arr.push_back(ChangeToJson(c));
     int64_t head = hub_.head();
-    Send({{"type", msg::kChanges}, {"live", true}, {"changes", std::move(arr)}, {"cursor", scanned},
-          {"more", scanned < head}, {"head", head}});
+    SendChanges({{"type", msg::kChanges}, {"live", true}, {"cursor", scanned}, {"more", scanned < head}, {"head", head}},
+                out);
     return;
   }
 }
@@ -574,6 +586,13 @@ void Conversation::SendError(const Status& st, bool fatal, const json& in_reply_
     hub_.Log(Tag() + ": too many errors, closing");
     Close("too many errors");
   }
+}
+
+void Conversation::SendChanges(const json& envelope, const std::vector<Change>& changes) {
+  if (closing_) return;
+  // The text form is the JSON payload alone, without the flags byte.
+  if (text_mode_) link_->SendFrame(EncodeChangesFrame(envelope, changes, Encoding::kJson, false).substr(1), true);
+  else link_->SendFrame(EncodeChangesFrame(envelope, changes, encoding_), false);
 }
 
 void Conversation::Send(const json& m) {

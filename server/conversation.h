@@ -53,10 +53,12 @@ class Conversation {
   std::string Tag() const;
 
  private:
-  void Dispatch(const json& m);
+  // `changes`: the message's changes when the decoder read them straight
+  // from the frame (DecodeChangesFrame); null when they are in `m`.
+  void Dispatch(const json& m, std::vector<Change>* changes);
   void OnHello(const json& m);
   json Features() const;  // welcome.features: what this server honours
-  void OnPush(const json& m);
+  void OnPush(const json& m, std::vector<Change>* changes);
   void OnPull(const json& m);
   void OnSubscribe(const json& m);
   void OnSnapshot(const json& m);
@@ -72,6 +74,8 @@ class Conversation {
   // message with `resync: true` (the reply to pull `id`, or live) and
   // returns true. Only a snapshot can bring the device up to date.
   bool ResyncIfCompacted(int64_t cursor, const json& id, bool live);
+  // Send() of `envelope` with "changes" added, without a JSON tree per change.
+  void SendChanges(const json& envelope, const std::vector<Change>& changes);
   void Send(const json& m);
   void SendError(const Status& st, bool fatal, const json& in_reply_to = nullptr);
   void Close(const std::string& reason);

@@ -1,5 +1,6 @@
 #include "sync/protocol.h"
 
+#include "sync/msgpack.h"
 #include "sync/schema.h"
 
 #include <zstd.h>
@@ -57,127 +58,13 @@ bool JsonWithin(std::string_view b, size_t max_depth) {
   }
   return true;
 }
-// nlohmann's MessagePack reader recurses once per nesting level, so a
-// hostile frame of a million nested arrays would overflow the stack before
-// any check on the parsed value. This walk reads only the headers, with an
-// explicit stack, and refuses too deep or truncated input first.
-enum class Scan { kOk, kMalformed, kTooDeep };
-Scan MsgpackWithin(std::string_view b, size_t max_depth) {
-  std::vector<uint64_t> open;  // items still expected by each open container
-  size_t i = 0;
-  auto need = [&](size_t n) { return b.size() - i >= n; };
-  auto be = [&](size_t n) {
-    uint64_t v = 0;
-    for (size_t k = 0; k < n; ++k) v = (v << 8) | static_cast<uint8_t>(b[i + k]);
-    i += n;
-    return v;
-  };
-  do {
-    if (!need(1)) return Scan::kMalformed;
-    uint8_t t = static_cast<uint8_t>(b[i++]);
-    uint64_t children = 0, skip = 0;
-    bool container = false;
-    if (t <= 0x7f || t >= 0xe0 || (t >= 0xc0 && t <= 0xc3)) {
-      // fixint, nil, false, true: no payload
-    } else if (t >= 0x80 && t <= 0x8f) {
-      container = true, children = 2ull * (t & 0x0f);
-    } else if (t >= 0x90 && t <= 0x9f) {
-      container = true, children = t & 0x0f;
-    } else if (t >= 0xa0 && t <= 0xbf) {
-      skip = t & 0x1f;
-    } else {
-      switch (t) {
-        case 0xc4: case 0xd9: if (!need(1)) return Scan::kMalformed; skip = be(1); break;
-        case 0xc5: case 0xda: if (!need(2)) return Scan::kMalformed; skip = be(2); break;
-        case 0xc6: case 0xdb: if (!need(4)) return Scan::kMalformed; skip = be(4); break;
-        case 0xc7: if (!need(1)) return Scan::kMalformed; skip = be(1) + 1; break;
-        case 0xc8: if (!need(2)) return Scan::kMalformed; skip = be(2) + 1; break;
-        case 0xc9: if (!need(4)) return Scan::kMalformed; skip = be(4) + 1; break;
-        case 0xca: case 0xce: case 0xd2: skip = 4; break;
-        case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xd4: skip = 2; break;
-        case 0xd5: skip = 3; break;
-        case 0xd6: skip = 5; break;
-        case 0xd7: skip = 9; break;
-        case 0xd8: skip = 17; break;
-        case 0xdc: if (!need(2)) return Scan::kMalformed; container = true, children = be(2); break;
-        case 0xdd: if (!need(4)) return Scan::kMalformed; container = true, children = be(4); break;
-        case 0xde: if (!need(2)) return Scan::kMalformed; container = true, children = 2 * be(2); break;
-        case 0xdf: if (!need(4)) return Scan::kMalformed; container = true, children = 2 * be(4); break;
-        default: return Scan::kMalformed;  // 0xc1 is never used
-      }
-    }
-    if (skip > b.size() - i) return Scan::kMalformed;
-    i += skip;
-    if (!open.empty()) --open.back();
-    if (container && children > 0) {
-      // Every child needs at least one byte: a header claiming more is a lie.
-      if (children > b.size() - i) return Scan::kMalformed;
-      // This container sits at level open.size() + 1 (the root is 1); its
-      // children one deeper, as JsonWithin counts.
-      if (open.size() + 2 > max_depth) return Scan::kTooDeep;
-      open.push_back(children);
-    }
-    while (!open.empty() && open.back() == 0) open.pop_back();
-  } while (!open.empty());
-  return i == b.size() ? Scan::kOk : Scan::kMalformed;
-}
-
-// MessagePack strings are not checked for UTF-8 by the reader; JSON text
-// is. A bad string would make every later dump() throw, so refuse it here.
-bool ValidUtf8(const std::string& s) {
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    uint8_t c = static_cast<uint8_t>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (len == 0 || i + len > n) return false;
-    uint32_t cp = len == 1 ? c : c & (0xff >> (len + 1));
-    for (size_t k = 1; k < len; ++k) {
-      uint8_t cc = static_cast<uint8_t>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += len;
-  }
-  return true;
-}
-
-// MessagePack can also carry what JSON cannot: NaN and infinities (JSON
-// writes them as null, so two peers would disagree) and binary values.
-bool ValuesValid(const json& j) {
-  std::vector<const json*> stack{&j};
-  while (!stack.empty()) {
-    const json* n = stack.back();
-    stack.pop_back();
-    if (n->is_string() && !ValidUtf8(n->get_ref<const std::string&>())) return false;
-    if (n->is_binary()) return false;
-    if (n->is_number_float() && !std::isfinite(n->get<double>())) return false;
-    if (n->is_object())
-      for (auto it = n->begin(); it != n->end(); ++it) {
-        if (!ValidUtf8(it.key())) return false;
-        stack.push_back(&it.value());
-      }
-    else if (n->is_array())
-      for (const auto& c : *n) stack.push_back(&c);
-  }
-  return true;
-}
-
 }  // namespace
 
-std::string EncodeFrame(const json& msg, Encoding enc, bool compress, size_t* payload_bytes) {
-  std::string payload;
-  if (enc == Encoding::kMsgPack) {
-    std::vector<uint8_t> bytes = json::to_msgpack(msg);
-    payload.assign(bytes.begin(), bytes.end());
-  } else {
-    payload = msg.dump();
-  }
-  if (payload_bytes) *payload_bytes = payload.size();
+namespace {
+
+// A frame around `payload`: the flags byte, then the payload itself or, when
+// that pays, one zstd frame of it.
+std::string Frame(const std::string& payload, Encoding enc, bool compress) {
   uint8_t flags = static_cast<uint8_t>(enc);
   std::string frame;
   if (compress && payload.size() >= kCompressThreshold) {
@@ -196,19 +83,23 @@ std::string EncodeFrame(const json& msg, Encoding enc, bool compress, size_t* pa
   return frame;
 }
 
-Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
+// The checks every frame passes before its payload is read: size, flags,
+// and a zstd frame's declared size before it is inflated. `payload` points
+// into the frame or into `inflated`.
+Status Unwrap(std::string_view frame, const Limits& limits, std::string* inflated, std::string_view* payload,
+              Encoding* enc) {
   if (frame.empty()) return Status::Protocol("empty frame");
   if (frame.size() > limits.max_frame_bytes)
     return Status::Limit("frame of " + std::to_string(frame.size()) + " bytes exceeds max_frame_bytes " +
                          std::to_string(limits.max_frame_bytes));
   uint8_t flags = static_cast<uint8_t>(frame[0]);
   if (flags & ~kKnownFlags) return Status::Protocol("unknown frame flags");
-  uint8_t enc = flags & kEncodingMask;
-  if (enc > static_cast<uint8_t>(Encoding::kMsgPack)) return Status::Protocol("unknown frame encoding");
-  std::string_view payload = frame.substr(1);
-  std::string inflated;
+  uint8_t e = flags & kEncodingMask;
+  if (e > static_cast<uint8_t>(Encoding::kMsgPack)) return Status::Protocol("unknown frame encoding");
+  *enc = static_cast<Encoding>(e);
+  *payload = frame.substr(1);
   if (flags & kZstdFlag) {
-    unsigned long long size = ZSTD_getFrameContentSize(payload.data(), payload.size());
+    unsigned long long size = ZSTD_getFrameContentSize(payload->data(), payload->size());
     if (size == ZSTD_CONTENTSIZE_ERROR) return Status::Corruption("corrupt zstd frame header");
     if (size == ZSTD_CONTENTSIZE_UNKNOWN)
       return Status::Protocol("zstd frame must declare its content size");
@@ -216,28 +107,57 @@ Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
       return Status::Limit("zstd frame declares " + std::to_string(size) +
                            " bytes, over max_decompressed_bytes " +
                            std::to_string(limits.max_decompressed_bytes));
-    inflated.resize(size);
-    size_t n = ZSTD_decompress(inflated.data(), inflated.size(), payload.data(), payload.size());
+    inflated->resize(size);
+    size_t n = ZSTD_decompress(inflated->data(), inflated->size(), payload->data(), payload->size());
     if (ZSTD_isError(n) || n != size) return Status::Corruption("corrupt zstd data");
-    payload = inflated;
+    *payload = *inflated;
   }
+  return Status::OK();
+}
+
+// The message in an unwrapped payload, as a JSON tree.
+Status ParsePayload(std::string_view payload, Encoding enc, const Limits& limits, json* out) {
   json j;
-  if (enc == static_cast<uint8_t>(Encoding::kMsgPack)) {
-    Scan scan = MsgpackWithin(payload, limits.max_json_depth);
-    if (scan == Scan::kMalformed) return Status::Corruption("payload is not valid MessagePack");
-    if (scan == Scan::kTooDeep) return Status::Limit("message nests too deeply");
+  if (enc == Encoding::kMsgPack) {
+    msgpack::Scan scan = msgpack::Within(payload, limits.max_json_depth);
+    if (scan == msgpack::Scan::kMalformed) return Status::Corruption("payload is not valid MessagePack");
+    if (scan == msgpack::Scan::kTooDeep) return Status::Limit("message nests too deeply");
     j = json::from_msgpack(payload.begin(), payload.end(), true, /*allow_exceptions=*/false);
-    if (!j.is_discarded() && !ValuesValid(j))
+    if (!j.is_discarded() && !msgpack::JsonCarries(j))
       return Status::Corruption("MessagePack value JSON cannot carry: invalid UTF-8, binary, NaN or infinity");
   } else {
     if (!JsonWithin(payload, limits.max_json_depth)) return Status::Limit("message nests too deeply");
     j = json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
   }
-  if (j.is_discarded()) return Status::Corruption("payload is not valid " + std::string(enc ? "MessagePack" : "JSON"));
+  if (j.is_discarded())
+    return Status::Corruption("payload is not valid " + std::string(enc == Encoding::kMsgPack ? "MessagePack" : "JSON"));
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string())
     return Status::Protocol("message is not an object with a string 'type'");
   *out = std::move(j);
   return Status::OK();
+}
+
+}  // namespace
+
+std::string EncodeFrame(const json& msg, Encoding enc, bool compress, size_t* payload_bytes) {
+  std::string payload;
+  if (enc == Encoding::kMsgPack) {
+    std::vector<uint8_t> bytes = json::to_msgpack(msg);
+    payload.assign(bytes.begin(), bytes.end());
+  } else {
+    payload = msg.dump();
+  }
+  if (payload_bytes) *payload_bytes = payload.size();
+  return Frame(payload, enc, compress);
+}
+
+Status DecodeFrame(std::string_view frame, const Limits& limits, json* out) {
+  std::string inflated;
+  std::string_view payload;
+  Encoding enc;
+  Status st = Unwrap(frame, limits, &inflated, &payload, &enc);
+  if (!st.ok()) return st;
+  return ParsePayload(payload, enc, limits, out);
 }
 
 size_t FramePayloadBytes(std::string_view frame) {
@@ -411,6 +331,234 @@ Status ChangeFromJson(const json& j, Change* c) {
   }
   *c = std::move(x);
   return Status::OK();
+}
+
+namespace {
+
+// What ParseHex takes, without a std::string per stamp.
+bool HexView(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 16) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    int d;
+    if (c >= '0' && c <= '9') d = c - '0';
+    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    else return false;
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  *out = v;
+  return true;
+}
+
+void AppendHex(uint64_t v, std::string* out) {
+  static const char* kDigits = "0123456789abcdef";
+  char digits[17];
+  digits[0] = static_cast<char>(0xa0 | 16);  // a fixstr of 16
+  for (int i = 16; i >= 1; --i, v >>= 4) digits[i] = kDigits[v & 0xF];
+  out->append(digits, 17);
+}
+
+// Exactly json::to_msgpack(ChangeToJson(c)): keys in the order nlohmann's
+// std::map keeps them, b c h n o r rt s t v x.
+void AppendChangeMsgpack(const Change& c, std::string* out) {
+  const bool has_column = c.op != Op::kDelete;
+  size_t keys = 5 + (has_column ? 2 : 0) + (c.base ? 1 : 0) + (c.ctx.empty() ? 0 : 1) + (c.seq ? 1 : 0) +
+                (c.server_ms ? 1 : 0);
+  msgpack::AppendMapHeader(keys, out);
+  if (c.base) msgpack::AppendString("b", out), AppendHex(c.base, out);
+  if (has_column) msgpack::AppendString("c", out), msgpack::AppendString(c.column, out);
+  msgpack::AppendString("h", out), AppendHex(c.stamp.hlc, out);
+  msgpack::AppendString("n", out), AppendHex(c.stamp.node, out);
+  msgpack::AppendString("o", out), msgpack::AppendString(OpName(c.op), out);
+  msgpack::AppendString("r", out), msgpack::AppendString(c.row, out);
+  if (c.server_ms) msgpack::AppendString("rt", out), msgpack::AppendUnsigned(c.server_ms, out);
+  if (c.seq) msgpack::AppendString("s", out), msgpack::AppendInteger(c.seq, out);
+  msgpack::AppendString("t", out), msgpack::AppendString(c.table, out);
+  if (has_column) msgpack::AppendString("v", out), msgpack::AppendValue(c.value, out);
+  if (!c.ctx.empty()) {
+    msgpack::AppendString("x", out);
+    msgpack::AppendMapHeader(c.ctx.size(), out);
+    for (const auto& [node, hlc] : c.ctx) AppendHex(node, out), AppendHex(hlc, out);
+  }
+}
+
+// One change as ChangeFromJson would read it from the tree from_msgpack
+// builds. False, for the caller to fall back to that tree, on anything the
+// tree path would refuse and on what this path leaves to it (an unknown or
+// repeated key, two context entries naming one node), so the two paths
+// never disagree on a change they both take.
+bool ReadChangeMsgpack(msgpack::Reader& r, Change* out) {
+  size_t n;
+  if (!r.MapHeader(&n)) return false;
+  Change x;
+  unsigned seen = 0;
+  // One bit per key, to find a key given twice.
+  constexpr unsigned kT = 1, kR = 2, kC = 4, kO = 8, kH = 16, kN = 32, kV = 64, kB = 128, kX = 256, kS = 512,
+                     kRt = 1024;
+  auto text = [&](std::string* to) {
+    std::string_view s;
+    if (!r.String(&s) || !msgpack::ValidUtf8(s)) return false;
+    to->assign(s);
+    return true;
+  };
+  auto hex = [&](uint64_t* to) {
+    std::string_view s;
+    return r.String(&s) && HexView(s, to);
+  };
+  for (size_t k = 0; k < n; ++k) {
+    std::string_view key;
+    if (!r.String(&key)) return false;
+    unsigned bit = key == "t" ? kT : key == "r" ? kR : key == "c" ? kC : key == "o" ? kO : key == "h" ? kH
+                 : key == "n" ? kN : key == "v" ? kV : key == "b" ? kB : key == "x" ? kX : key == "s" ? kS
+                 : key == "rt" ? kRt : 0;
+    if (bit == 0 || (seen & bit)) return false;
+    seen |= bit;
+    bool ok = true;
+    switch (bit) {
+      case kT: ok = text(&x.table); break;
+      case kR: ok = text(&x.row); break;
+      case kC: ok = text(&x.column); break;
+      case kH: ok = hex(&x.stamp.hlc); break;
+      case kN: ok = hex(&x.stamp.node); break;
+      case kB: ok = hex(&x.base); break;
+      case kV: ok = r.Value(&x.value); break;
+      case kO: {
+        std::string_view s;
+        ok = r.String(&s) && ParseOp(std::string(s), &x.op);
+        break;
+      }
+      case kX: {
+        size_t m;
+        ok = r.MapHeader(&m);
+        for (size_t e = 0; ok && e < m; ++e) {
+          uint64_t node, hlc;
+          ok = hex(&node) && hex(&hlc) && x.ctx.emplace(node, hlc).second;
+        }
+        break;
+      }
+      case kS: {
+        json v;
+        ok = r.Value(&v) && v.is_number_integer();
+        if (ok) x.seq = v.get<int64_t>();
+        break;
+      }
+      case kRt: {
+        json v;
+        ok = r.Value(&v) && v.is_number_unsigned();
+        if (ok) x.server_ms = v.get<uint64_t>();
+        break;
+      }
+    }
+    if (!ok) return false;
+  }
+  if ((seen & (kT | kR | kO | kH | kN)) != (kT | kR | kO | kH | kN)) return false;
+  if (x.op == Op::kDelete) {  // the tree path never reads a delete's column or value
+    x.column.clear();
+    x.value = json();
+  } else if ((seen & (kC | kV)) != (kC | kV)) {
+    return false;
+  }
+  *out = std::move(x);
+  return true;
+}
+
+// A whole message whose `changes` is an array of changes: the changes into
+// *changes, every other key into *envelope. False when the tree path must
+// judge it (see ReadChangeMsgpack).
+bool ReadChangesMessage(std::string_view payload, json* envelope, std::vector<Change>* changes) {
+  msgpack::Reader r(payload);
+  size_t n;
+  if (!r.MapHeader(&n)) return false;
+  bool found = false;
+  for (size_t k = 0; k < n; ++k) {
+    std::string_view key;
+    if (!r.String(&key) || !msgpack::ValidUtf8(key)) return false;
+    if (key == "changes") {
+      size_t m;
+      if (found || !r.ArrayHeader(&m)) return false;
+      found = true;
+      changes->resize(m);
+      for (auto& c : *changes)
+        if (!ReadChangeMsgpack(r, &c)) return false;
+      continue;
+    }
+    json v;
+    if (!r.Value(&v)) return false;
+    (*envelope)[std::string(key)] = std::move(v);  // a repeated key: the last one, as from_msgpack keeps
+  }
+  auto type = envelope->find("type");
+  return found && r.AtEnd() && type != envelope->end() && type->is_string();
+}
+
+}  // namespace
+
+std::string EncodeChangesFrame(const json& envelope, const std::vector<Change>& changes, Encoding enc,
+                               bool compress, size_t* payload_bytes) {
+  std::string payload;
+  payload.reserve(64 + changes.size() * (enc == Encoding::kMsgPack ? 120 : 160));
+  size_t keys = 1;
+  for (auto it = envelope.begin(); it != envelope.end(); ++it) keys += it.key() != "changes";
+  if (enc == Encoding::kMsgPack) msgpack::AppendMapHeader(keys, &payload);
+  else payload.push_back('{');
+  bool first = true, written = false;
+  auto write_changes = [&] {
+    written = true;
+    if (enc == Encoding::kMsgPack) {
+      msgpack::AppendString("changes", &payload);
+      msgpack::AppendArrayHeader(changes.size(), &payload);
+      for (const auto& c : changes) AppendChangeMsgpack(c, &payload);
+      return;
+    }
+    if (!first) payload.push_back(',');
+    payload += "\"changes\":[";
+    for (size_t i = 0; i < changes.size(); ++i) {
+      if (i) payload.push_back(',');
+      payload += ChangeToJsonText(changes[i]);
+    }
+    payload.push_back(']');
+    first = false;
+  };
+  // The object's keys in order (std::map), "changes" in its place among them.
+  for (auto it = envelope.begin(); it != envelope.end(); ++it) {
+    if (it.key() == "changes") continue;
+    if (!written && it.key() > "changes") write_changes();
+    if (enc == Encoding::kMsgPack) {
+      msgpack::AppendString(it.key(), &payload);
+      msgpack::AppendValue(it.value(), &payload);
+    } else {
+      if (!first) payload.push_back(',');
+      payload += json(it.key()).dump();
+      payload.push_back(':');
+      payload += it.value().dump();
+      first = false;
+    }
+  }
+  if (!written) write_changes();
+  if (enc != Encoding::kMsgPack) payload.push_back('}');
+  if (payload_bytes) *payload_bytes = payload.size();
+  return Frame(payload, enc, compress);
+}
+
+Status DecodeChangesFrame(std::string_view frame, const Limits& limits, json* msg, std::vector<Change>* changes,
+                          bool* taken) {
+  *taken = false;
+  std::string inflated;
+  std::string_view payload;
+  Encoding enc;
+  Status st = Unwrap(frame, limits, &inflated, &payload, &enc);
+  if (!st.ok()) return st;
+  if (enc == Encoding::kMsgPack && msgpack::Within(payload, limits.max_json_depth) == msgpack::Scan::kOk) {
+    json envelope = json::object();
+    std::vector<Change> list;
+    if (ReadChangesMessage(payload, &envelope, &list)) {
+      *msg = std::move(envelope);
+      *changes = std::move(list);
+      *taken = true;
+      return Status::OK();
+    }
+  }
+  return ParsePayload(payload, enc, limits, msg);
 }
 
 namespace {

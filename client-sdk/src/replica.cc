@@ -955,14 +955,12 @@ class Replica::Session {
       seqs.resize(cut);
     }
     int64_t batch = batch_id_ + 1;
-    json arr = json::array();
-    for (const auto& c : changes) arr.push_back(ChangeToJson(c));
-    json push = {{"type", msg::kPush}, {"batch", batch}, {"changes", std::move(arr)}};
+    json push = {{"type", msg::kPush}, {"batch", batch}};
     // Sent before the previous push's ack: the server applies it only if
     // that one went through (protocol.md 6.1).
     if (busy) push["after"] = batch_id_;
     size_t inflated = 0;
-    std::string frame = EncodeFrame(push, enc_, true, &inflated);
+    std::string frame = EncodeChangesFrame(push, changes, enc_, true, &inflated);
     // A push the server cannot take whole would be closed unacknowledged
     // and sent again at every sync: the outbox would never drain. Send
     // fewer changes (sized from this overshoot, for the rest of the
@@ -1080,8 +1078,9 @@ class Replica::Session {
         if (!(st = Send({{"type", msg::kPull}, {"id", id}, {"cursor", CurrentCursor()}})).ok()) return st;
       }
       ahead = 0;
-      json reply;
-      if (!(st = Await(msg::kChanges, id, &reply)).ok()) return st;
+      Incoming in;
+      if (!(st = Await(msg::kChanges, id, &in)).ok()) return st;
+      const json& reply = in.m;
       if (reply.value("resync", false)) {
         if (++resyncs > 3) return Status(Code::kProtocolError, "the server keeps asking for a resync");
         if (!(st = Snapshot(/*rebootstrap=*/true)).ok()) return st;
@@ -1096,7 +1095,7 @@ class Replica::Session {
         st = Send({{"type", msg::kPull}, {"id", ahead}, {"cursor", reply["cursor"]}, {"applied", CurrentCursor()}});
         if (!st.ok()) return st;
       }
-      if (!(st = ApplyChanges(reply)).ok()) return st;
+      if (!(st = ApplyChanges(in)).ok()) return st;
       if (reply.contains("scope")) {
         if (++scope_rounds > 100) return Status(Code::kProtocolError, "the scope keeps moving");
         if (!(st = ApplyScope(reply["scope"])).ok()) return st;
@@ -1291,11 +1290,11 @@ class Replica::Session {
 
   // Waits up to timeout_ms for live traffic and applies it.
   Status Poll(int timeout_ms) {
-    json m;
+    Incoming in;
     bool got = false;
-    Status st = Receive(&m, timeout_ms, &got);
+    Status st = Receive(&in, timeout_ms, &got);
     if (!st.ok() || !got) return st;
-    return Dispatch(m, nullptr, nullptr, nullptr);
+    return Dispatch(in, nullptr, nullptr, nullptr);
   }
 
   void Close() { conn_->Close(); }
@@ -1331,18 +1330,27 @@ class Replica::Session {
     return st;
   }
 
-  Status Receive(json* m, int timeout_ms, bool* got) {
+  // A message from the server. A `changes` message's changes are read
+  // straight from a MessagePack frame into `changes` (`taken`); otherwise
+  // they are in `m`, as every other message's fields are.
+  struct Incoming {
+    json m;
+    std::vector<Change> changes;
+    bool taken = false;
+  };
+
+  Status Receive(Incoming* in, int timeout_ms, bool* got) {
     std::string frame;
     Status st = conn_->Receive(&frame, timeout_ms, got);
     if (!st.ok() || !*got) return st;
     report_.bytes_received += static_cast<int64_t>(frame.size());
     report_.payload_bytes_received += static_cast<int64_t>(FramePayloadBytes(frame));
-    return DecodeFrame(frame, limits_, m);
+    return DecodeChangesFrame(frame, limits_, &in->m, &in->changes, &in->taken);
   }
 
   // Reads until the reply of `type` (with `id` in batch/id, when given)
   // arrives, applying any live changes that come first.
-  Status Await(const char* type, const json& id, json* reply) {
+  Status Await(const char* type, const json& id, Incoming* reply) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms);
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -1351,7 +1359,7 @@ class Replica::Session {
         return Status::IoError(std::string("no '") + type + "' from the server within " +
                                std::to_string(opts_.request_timeout_ms) + " ms");
       }
-      json m;
+      Incoming m;
       bool got = false;
       Status st = Receive(&m, static_cast<int>(left.count()), &got);
       if (!st.ok()) return st;
@@ -1365,7 +1373,22 @@ class Replica::Session {
     }
   }
 
-  Status Dispatch(const json& m, const char* want, const json* id, bool* matched) {
+  // Await for replies without changes (ack, welcome, snapshot, scope_ack).
+  Status Await(const char* type, const json& id, json* reply) {
+    Incoming in;
+    Status st = Await(type, id, &in);
+    if (!st.ok()) return st;
+    if (in.taken) {  // not one of those, but nothing is dropped either way
+      json arr = json::array();
+      for (const auto& c : in.changes) arr.push_back(ChangeToJson(c));
+      in.m["changes"] = std::move(arr);
+    }
+    *reply = std::move(in.m);
+    return Status::OK();
+  }
+
+  Status Dispatch(const Incoming& in, const char* want, const json* id, bool* matched) {
+    const json& m = in.m;
     const std::string& type = m["type"].get_ref<const std::string&>();
     if (type == msg::kError) {
       // Requests are answered in order, so an error ends the current wait.
@@ -1376,7 +1399,7 @@ class Replica::Session {
         resync_ = true;  // the live loop pulls again: a snapshot, or the scope diff
         return Status::OK();
       }
-      return ApplyChanges(m);
+      return ApplyChanges(in);
     }
     if (want && type == want) {
       json key = type == std::string(msg::kAck) ? m.value("batch", json()) : m.value("id", json());
@@ -1388,18 +1411,22 @@ class Replica::Session {
     return Status::Protocol("unexpected '" + type + "' from the server");
   }
 
-  Status ApplyChanges(const json& m) {
-    if (!m.contains("changes") || !m["changes"].is_array() || !m.contains("cursor") ||
+  Status ApplyChanges(const Incoming& in) {
+    const json& m = in.m;
+    if ((!in.taken && (!m.contains("changes") || !m["changes"].is_array())) || !m.contains("cursor") ||
         !m["cursor"].is_number_integer())
       return Status::Protocol("changes message without 'changes' array and integer 'cursor'");
-    std::vector<Change> changes;
-    changes.reserve(m["changes"].size());
-    for (const auto& j : m["changes"]) {
-      Change c;
-      Status st = ChangeFromJson(j, &c);
-      if (!st.ok()) return Status::Protocol("server sent a bad change: " + st.message());
-      changes.push_back(std::move(c));
+    std::vector<Change> parsed;
+    if (!in.taken) {
+      parsed.reserve(m["changes"].size());
+      for (const auto& j : m["changes"]) {
+        Change c;
+        Status st = ChangeFromJson(j, &c);
+        if (!st.ok()) return Status::Protocol("server sent a bad change: " + st.message());
+        parsed.push_back(std::move(c));
+      }
     }
+    const std::vector<Change>& changes = in.taken ? in.changes : parsed;
     std::vector<ChangeEvent> events;
     Status st = r_->ApplyRemote(changes, m["cursor"].get<int64_t>(), &events);
     if (!st.ok()) return st;

@@ -157,33 +157,60 @@ TEST_F(BadInputTest, OversizedFrameClosesThatConnectionOnly) {
   ExpectServerStillServes();
 }
 
-TEST_F(BadInputTest, OversizedBatchIsRefusedWhole) {
+// Pushes judged the same whichever encoding carries them: a MessagePack
+// push's changes are read straight from the frame (DecodeChangesFrame), a
+// JSON one's through the tree.
+class BadPushTest : public BadInputTest, public ::testing::WithParamInterface<Encoding> {
+ protected:
+  // `spoil`: the first "@@" in the frame becomes "\xc3(", a string that is
+  // not UTF-8 (the codec would never write one; a hostile peer can).
+  bool Push(RawPeer& p, const json& m, bool spoil = false) {
+    std::string frame = EncodeFrame(m, GetParam(), /*compress=*/!spoil);
+    if (spoil) {
+      size_t at = frame.find("@@");
+      if (at == std::string::npos) return false;
+      frame.replace(at, 2, "\xc3(");
+    }
+    return p.SendBinary(frame);
+  }
+};
+INSTANTIATE_TEST_SUITE_P(Encodings, BadPushTest, ::testing::Values(Encoding::kJson, Encoding::kMsgPack),
+                         [](const auto& info) { return std::string(EncodingName(info.param)); });
+
+TEST_P(BadPushTest, OversizedBatchIsRefusedWhole) {
   RawPeer p(server_.url());
   ASSERT_TRUE(p.Hello(kNode));
   int64_t head = Head();
   json changes = json::array();
   for (int i = 0; i < 101; ++i) changes.push_back(Change1("accounts", "a" + std::to_string(i), "phone", "1", kNode,
                                                           MakeHlc(SystemMillis(), i + 1)));
-  ASSERT_TRUE(p.Send({{"type", "push"}, {"batch", 1}, {"changes", changes}}));
+  ASSERT_TRUE(Push(p, {{"type", "push"}, {"batch", 1}, {"changes", changes}}));
   json e = ExpectError(p, "limit_exceeded");
   EXPECT_EQ(e["in_reply_to"], 1);
   EXPECT_EQ(Head(), head);
   ExpectServerStillServes();
 }
 
-TEST_F(BadInputTest, MalformedChangeRefusesTheWholePush) {
+TEST_P(BadPushTest, MalformedChangeRefusesTheWholePush) {
   RawPeer p(server_.url());
   ASSERT_TRUE(p.Hello(kNode));
   int64_t head = Head();
   json good = Change1("accounts", "ok1", "phone", "1");
   json bad = {{"t", "accounts"}, {"r", "ok2"}, {"o", "set"}};  // no stamp, no column
-  ASSERT_TRUE(p.Send({{"type", "push"}, {"batch", 2}, {"changes", {good, bad}}}));
-  ExpectError(p, "protocol_error");
+  ASSERT_TRUE(Push(p, {{"type", "push"}, {"batch", 2}, {"changes", {good, bad}}}));
+  json e = ExpectError(p, "protocol_error");
+  EXPECT_NE(e.value("message", "").find("change 1: "), std::string::npos) << e.dump();
+  EXPECT_EQ(e["in_reply_to"], 2);
   EXPECT_EQ(Head(), head);  // not even the good one: nothing half-applied
+  // A string that is not UTF-8 in any change refuses the frame itself.
+  json bad_text = Change1("accounts", "ok3", "phone", "@@");
+  ASSERT_TRUE(Push(p, {{"type", "push"}, {"batch", 3}, {"changes", {good, bad_text}}}, /*spoil=*/true));
+  ExpectError(p, "corruption");
+  EXPECT_EQ(Head(), head);
   ExpectServerStillServes();
 }
 
-TEST_F(BadInputTest, SchemaViolationsAreRefusedPerChangeAndTheRestApplies) {
+TEST_P(BadPushTest, SchemaViolationsAreRefusedPerChangeAndTheRestApplies) {
   RawPeer p(server_.url());
   ASSERT_TRUE(p.Hello(kNode));
   uint64_t t = SystemMillis();
@@ -198,7 +225,7 @@ TEST_F(BadInputTest, SchemaViolationsAreRefusedPerChangeAndTheRestApplies) {
       Change1("accounts", "good", "city", "Wuhan", 0xdef, MakeHlc(t, 8)),         // another node's change
       Change1("accounts", "good", "postcode", "430000", kNode, MakeHlc(t, 9)),
   };
-  ASSERT_TRUE(p.Send({{"type", "push"}, {"batch", 3}, {"changes", changes}}));
+  ASSERT_TRUE(Push(p, {{"type", "push"}, {"batch", 3}, {"changes", changes}}));
   json ack;
   ASSERT_TRUE(p.Receive(&ack));
   ASSERT_EQ(ack["type"], "ack") << ack.dump();

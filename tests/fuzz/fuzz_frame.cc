@@ -8,6 +8,12 @@
 // NaN equals NaN (MessagePack can carry NaN; JSON text cannot). Any
 // difference aborts with both values printed.
 //
+// DecodeChangesFrame, which reads a MessagePack message's changes without
+// the JSON tree, must agree with DecodeFrame on every input: the same status
+// for what it does not take, and for what it takes the same message and the
+// changes ChangeFromJson reads from the tree. EncodeChangesFrame of those
+// changes must give exactly EncodeFrame's bytes.
+//
 // Built and run by tools/fuzz.sh.
 #include <cmath>
 #include <cstdint>
@@ -15,6 +21,7 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sync/protocol.h"
 
@@ -81,6 +88,53 @@ std::string Show(const json& j) {
   std::abort();
 }
 
+
+bool SameChange(const fieldsync::Change& a, const fieldsync::Change& b) {
+  return a.table == b.table && a.row == b.row && a.column == b.column && a.op == b.op &&
+         a.value.type() == b.value.type() && SameJson(a.value, b.value) && a.stamp.hlc == b.stamp.hlc &&
+         a.stamp.node == b.stamp.node && a.base == b.base && a.ctx == b.ctx && a.seq == b.seq &&
+         a.server_ms == b.server_ms;
+}
+
+void CheckDirectPath(std::string_view input, const fieldsync::Limits& limits, const fieldsync::Status& tree_st,
+                     const json& tree) {
+  using namespace fieldsync;
+  json msg;
+  std::vector<Change> changes;
+  bool taken = false;
+  Status st = DecodeChangesFrame(input, limits, &msg, &changes, &taken);
+  if (!taken) {
+    if (st.code() != tree_st.code() || st.message() != tree_st.message())
+      Fail("DecodeChangesFrame's status differs from DecodeFrame's", tree, &msg, &st);
+    if (st.ok() && !SameJson(msg, tree)) Fail("DecodeChangesFrame's message differs from DecodeFrame's", tree, &msg, nullptr);
+    return;
+  }
+  if (!st.ok() || !tree_st.ok()) Fail("DecodeChangesFrame took changes DecodeFrame refused", tree, &msg, &tree_st);
+  const json& arr = tree["changes"];
+  if (!arr.is_array() || arr.size() != changes.size())
+    Fail("DecodeChangesFrame took a different number of changes", tree, &msg, nullptr);
+  for (size_t i = 0; i < arr.size(); ++i) {
+    Change c;
+    Status cs = ChangeFromJson(arr[i], &c);
+    if (!cs.ok()) Fail("DecodeChangesFrame took a change ChangeFromJson refuses", arr[i], nullptr, &cs);
+    if (!SameChange(c, changes[i])) {
+      json mine = ChangeToJson(changes[i]);
+      Fail("DecodeChangesFrame read a change differently", arr[i], &mine, nullptr);
+    }
+  }
+  json rest = tree;
+  rest.erase("changes");
+  if (!SameJson(rest, msg)) Fail("DecodeChangesFrame's message differs from DecodeFrame's", rest, &msg, nullptr);
+  // Written again, directly and through the tree: the same bytes.
+  json with = msg;
+  json rebuilt = json::array();
+  for (const auto& c : changes) rebuilt.push_back(ChangeToJson(c));
+  with["changes"] = std::move(rebuilt);
+  for (Encoding enc : {Encoding::kJson, Encoding::kMsgPack})
+    if (EncodeChangesFrame(msg, changes, enc, false) != EncodeFrame(with, enc, false))
+      Fail("EncodeChangesFrame differs from EncodeFrame", with, nullptr, nullptr);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -89,8 +143,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_frame_bytes = 1u << 20;
   limits.max_decompressed_bytes = 4u << 20;
 
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
   json msg;
-  Status st = DecodeFrame(std::string_view(reinterpret_cast<const char*>(data), size), limits, &msg);
+  Status st = DecodeFrame(input, limits, &msg);
+  CheckDirectPath(input, limits, st, msg);
   if (!st.ok()) return 0;
   if (!msg.is_object()) Fail("DecodeFrame succeeded without an object", msg, nullptr, nullptr);
 
