@@ -478,9 +478,15 @@ bool ReadChangesMessage(std::string_view payload, json* envelope, std::vector<Ch
       size_t m;
       if (found || !r.ArrayHeader(&m)) return false;
       found = true;
-      changes->resize(m);
-      for (auto& c : *changes)
+      // The header's count is the peer's claim: a frame of one-byte
+      // elements may claim millions, so the vector grows only with changes
+      // actually read, never by the count up front.
+      changes->reserve(std::min<size_t>(m, 1024));
+      for (size_t e = 0; e < m; ++e) {
+        Change c;
         if (!ReadChangeMsgpack(r, &c)) return false;
+        changes->push_back(std::move(c));
+      }
       continue;
     }
     json v;
