@@ -14,7 +14,7 @@ std::string ToHex(uint64_t v) {
   return s;
 }
 
-bool ParseHex(const std::string& s, uint64_t* out) {
+bool ParseHex(std::string_view s, uint64_t* out) {
   if (s.empty() || s.size() > 16) return false;
   uint64_t v = 0;
   for (char c : s) {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "sync/status.h"
 
@@ -46,7 +47,7 @@ struct Stamp {
 // (a JSON number cannot hold 64 bits in every language).
 std::string ToHex(uint64_t v);
 // Parses exactly 1..16 hex digits. Returns false on anything else.
-bool ParseHex(const std::string& s, uint64_t* out);
+bool ParseHex(std::string_view s, uint64_t* out);
 
 // Milliseconds since the Unix epoch from the system clock.
 uint64_t SystemMillis();

@@ -303,8 +303,8 @@ Status ChangeFromJson(const json& j, Change* c) {
     return true;
   };
   auto hex = [&](const char* k, uint64_t* out) {
-    std::string s;
-    return str(k, &s) && ParseHex(s, out);
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() && ParseHex(it->get_ref<const std::string&>(), out);
   };
   Change x;
   std::string op;
@@ -334,22 +334,6 @@ Status ChangeFromJson(const json& j, Change* c) {
 }
 
 namespace {
-
-// What ParseHex takes, without a std::string per stamp.
-bool HexView(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 16) return false;
-  uint64_t v = 0;
-  for (char c : s) {
-    int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-    else return false;
-    v = (v << 4) | static_cast<uint64_t>(d);
-  }
-  *out = v;
-  return true;
-}
 
 void AppendHex(uint64_t v, std::string* out) {
   static const char* kDigits = "0123456789abcdef";
@@ -404,7 +388,7 @@ bool ReadChangeMsgpack(msgpack::Reader& r, Change* out) {
   };
   auto hex = [&](uint64_t* to) {
     std::string_view s;
-    return r.String(&s) && HexView(s, to);
+    return r.String(&s) && ParseHex(s, to);
   };
   for (size_t k = 0; k < n; ++k) {
     std::string_view key;
@@ -631,7 +615,7 @@ Status RowStateFromJson(const json& j, RowState* out) {
   if (!j.is_object() || !j.contains("t") || !j["t"].is_string() || !j.contains("r") || !j["r"].is_string())
     return Status::Protocol("snapshot row needs string t and r");
   auto hex = [](const json& o, const char* k, uint64_t* v) {
-    return o.contains(k) && o[k].is_string() && ParseHex(o[k].get<std::string>(), v);
+    return o.contains(k) && o[k].is_string() && ParseHex(o[k].get_ref<const std::string&>(), v);
   };
   // A compact field's hlc: `base` plus its offset d (0 when absent), which
   // is any encoder's non-negative integer, signed or not, below 2^53.
@@ -798,7 +782,7 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
   if (!Schema::ValidIdentifier(table)) return bad("table name '" + table.substr(0, 64) + "' is not an identifier");
   auto hex = [](const json& o, const char* k, uint64_t* v) {
     auto it = o.find(k);
-    return it != o.end() && it->is_string() && ParseHex(it->get<std::string>(), v);
+    return it != o.end() && it->is_string() && ParseHex(it->get_ref<const std::string&>(), v);
   };
   std::vector<RowState> rows(n);
   for (size_t i = 0; i < n; ++i) {
@@ -840,7 +824,7 @@ Status DecodeBlock(const json& b, std::vector<RowState>* out) {
       if (!b.contains("n") || !b["n"].is_array() || b["n"].empty()) return bad("needs a non-empty array n of nodes");
       for (const auto& node : b["n"]) {
         uint64_t v = 0;
-        if (!node.is_string() || !ParseHex(node.get<std::string>(), &v)) return bad("nodes must be hex");
+        if (!node.is_string() || !ParseHex(node.get_ref<const std::string&>(), &v)) return bad("nodes must be hex");
         nodes.push_back(v);
       }
       const json* ni = nullptr;
